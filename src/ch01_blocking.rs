@@ -1,0 +1,2 @@
+//! Chapter 1 (placeholder; issue 2 writes it).
+#![forbid(unsafe_code)]

@@ -1,0 +1,26 @@
+//! # tiny-asyncio
+//!
+//! A small async executor, written on `std` alone, that teaches what Python's
+//! `asyncio` does under the hood: why waiting blocks, what a coroutine is, who
+//! drives it, how one thread serves many tasks, and what `create_task`,
+//! `gather`, `wait_for` and `run_in_executor` really do.
+//!
+//! The crate is a book. Read it in chapter order, each module beside its
+//! section in `CHAPTERS.md` and its example (`cargo run --example chNN`):
+//! every chapter adds one piece of machinery and uses only the chapters
+//! before it.
+//!
+//! The finished pieces are re-exported here, so a user of the runtime writes
+//! `use tiny_asyncio::{run, spawn, sleep, gather, timeout, run_in_executor};`
+//! and never needs the chapter paths.
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod ch01_blocking;
+
+/// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
+/// the reading guide cannot drift away from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../CHAPTERS.md")]
+pub struct ChaptersGuide;
