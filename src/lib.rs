@@ -18,6 +18,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod ch01_blocking;
+pub mod ch03_waker;
+pub mod ch04_timer;
+
+pub use ch03_waker::block_on;
+pub use ch04_timer::{Sleep, sleep, sleep_until};
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
 /// the reading guide cannot drift away from the code.

@@ -1,0 +1,353 @@
+//! # Chapter 3 — who calls `poll` again? A Waker, and `block_on`
+//!
+//! **The question.** Chapter 2 drove a future by calling `poll` in a loop
+//! until it said `Ready`: a busy loop that burns a core while the future
+//! waits. Python never does that: `loop.run_until_complete(main())` (E000-2,
+//! E003-5) sleeps until something the coroutine waits for has happened. How
+//! does the executor know *when* to poll again?
+//!
+//! **The document.** Seed 003 (E003-1: `before wait`, a one-second
+//! `asyncio.sleep`, `after wait 1 second`) and seed 002 (E002-5: two
+//! sequential waits add up to two seconds), driven by `run_until_complete`,
+//! whose result is the coroutine's (E003-5).
+//!
+//! **The idea.** A future that cannot finish yet returns `Pending` *and keeps
+//! the [`Waker`] it was handed*. Whoever can make progress happen later (a
+//! timer, a socket, a thread pool) calls `waker.wake()`. The executor behind
+//! the waker then polls the future again. So an executor is two halves:
+//!
+//! * a **waker** that records "poll me again" and rouses the executor, and
+//! * a **loop** that polls, and sleeps between polls until it is roused.
+//!
+//! A `Waker` is a type-erased pointer plus a table of four functions (a
+//! [`RawWakerVTable`]): `clone`, `wake`, `wake_by_ref` and `drop`. Chapter 2
+//! wrote one that does nothing. Here we write the real thing over an
+//! [`Arc`]: any type that implements our small [`ArcWake`] trait becomes a
+//! `Waker` through [`waker_from_arc`]. The four functions are the `Arc`'s
+//! reference counting, spelled out by hand:
+//!
+//! | vtable fn     | what it does to the `Arc`          | strong count |
+//! |---------------|------------------------------------|--------------|
+//! | `clone`       | makes a second owner               | +1           |
+//! | `wake`        | wakes, then gives up its ownership | −1           |
+//! | `wake_by_ref` | wakes, keeps its ownership         | 0            |
+//! | `drop`        | gives up its ownership             | −1           |
+//!
+//! Getting one of those wrong is the classic bug of hand-written wakers (a
+//! leak, or a use after free); the tests count every reference.
+//!
+//! [`block_on`] is the smallest executor: poll the future; if it is
+//! `Pending`, sleep on a [`Signal`] until its waker fires; repeat. The
+//! signal is a flag under a `Mutex` with a `Condvar`, *not* a bare
+//! `thread::park`: a wake that lands between "poll returned `Pending`" and
+//! "the thread goes to sleep" sets the flag, and the sleeper sees it and
+//! does not sleep at all. No wake-up is ever lost.
+//!
+//! To have something to wait on, [`ThreadSleep`] is a timer future that
+//! starts **one OS thread per sleep**; the thread sleeps, then wakes the
+//! waker. It is naive on purpose: it takes few lines and shows the whole
+//! contract (store the latest waker, wake it from another thread), but ten
+//! thousand sleeps cost ten thousand threads. Chapter 4 replaces it with a
+//! timer wheel served by a single thread.
+//!
+//! **What the next chapter needs from this one.** Only the seam: a timer
+//! holds wakers and calls them. Chapter 4's timer thread calls the same
+//! `Waker`s that `block_on` hands out here, and chapter 5's event loop gives
+//! each task its own `ArcWake` type.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Something that can be woken, shared behind an [`Arc`].
+///
+/// Implement `wake_by_ref`; [`waker_from_arc`] turns an `Arc` of your type
+/// into a standard [`Waker`]. (The standard library has `std::task::Wake`
+/// for exactly this; we write our own to see the vtable it hides.)
+pub trait ArcWake: Send + Sync + 'static {
+    /// Wakes without giving up this reference.
+    fn wake_by_ref(this: &Arc<Self>);
+
+    /// Wakes and gives up this reference. The default forwards to
+    /// [`ArcWake::wake_by_ref`] and then drops the `Arc`.
+    fn wake(this: Arc<Self>) {
+        Self::wake_by_ref(&this);
+    }
+}
+
+/// Turns an `Arc<W>` into a [`Waker`]. The `Waker` owns the `Arc`: the
+/// strong count stays the same, the reference just changes hands.
+pub fn waker_from_arc<W: ArcWake>(arc: Arc<W>) -> Waker {
+    let data = Arc::into_raw(arc).cast::<()>();
+    // SAFETY: `data` came from `Arc::<W>::into_raw`, and the vtable for `W`
+    // treats it as exactly that: every function below turns it back into an
+    // `Arc<W>` (or borrows it as one) and balances the strong count as the
+    // table in the module docs says. `W: Send + Sync` makes it fine to wake
+    // from any thread.
+    unsafe { Waker::from_raw(RawWaker::new(data, VTable::<W>::get())) }
+}
+
+/// A [`Waker`] that borrows an `Arc<W>` instead of owning a count of it.
+///
+/// An executor builds one for every poll; borrowing saves an atomic
+/// increment and decrement per poll. It derefs to `&Waker`, and it is never
+/// dropped as a `Waker` (that would drop a count it never took).
+pub struct WakerRef<'a> {
+    waker: ManuallyDrop<Waker>,
+    _arc: PhantomData<&'a ()>,
+}
+
+/// Borrows `arc` as a [`Waker`] for as long as the borrow lives.
+pub fn waker_ref<W: ArcWake>(arc: &Arc<W>) -> WakerRef<'_> {
+    let data = Arc::as_ptr(arc).cast::<()>();
+    // SAFETY: `data` points at the `W` inside a live `Arc<W>`, which the
+    // lifetime `'a` keeps alive for as long as this `WakerRef`. The waker is
+    // wrapped in `ManuallyDrop`, so its `drop` (−1) never runs for the count
+    // it did not take; `clone` (+1) and `wake_by_ref` (0) are correct on a
+    // borrowed pointer, and a by-value `wake` is impossible on a `&Waker`.
+    let waker = unsafe { Waker::from_raw(RawWaker::new(data, VTable::<W>::get())) };
+    WakerRef {
+        waker: ManuallyDrop::new(waker),
+        _arc: PhantomData,
+    }
+}
+
+impl Deref for WakerRef<'_> {
+    type Target = Waker;
+    fn deref(&self) -> &Waker {
+        &self.waker
+    }
+}
+
+/// The four vtable functions for one `W`, as an associated constant so that
+/// `&VTable::<W>::VTABLE` is a `&'static` table (one per type, made by the
+/// compiler).
+struct VTable<W>(PhantomData<W>);
+
+impl<W: ArcWake> VTable<W> {
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(
+        Self::clone_raw,
+        Self::wake_raw,
+        Self::wake_by_ref_raw,
+        Self::drop_raw,
+    );
+
+    fn get() -> &'static RawWakerVTable {
+        &Self::VTABLE
+    }
+
+    /// `clone`: one more owner (+1), and a new `RawWaker` with the same
+    /// pointer and table.
+    unsafe fn clone_raw(data: *const ()) -> RawWaker {
+        // SAFETY: the waker machinery only calls us with the pointer we gave
+        // it, which came from `Arc::<W>::into_raw` or `Arc::as_ptr` of a live
+        // `Arc<W>`; incrementing its strong count is therefore sound.
+        unsafe { Arc::increment_strong_count(data.cast::<W>()) };
+        RawWaker::new(data, Self::get())
+    }
+
+    /// `wake`: consumes this waker's count (−1) after waking.
+    unsafe fn wake_raw(data: *const ()) {
+        // SAFETY: a by-value `wake` owns one strong count (it came from
+        // `into_raw` or from `clone_raw`); `from_raw` takes that count back,
+        // and dropping the `Arc` at the end of `W::wake` releases it.
+        let arc = unsafe { Arc::from_raw(data.cast::<W>()) };
+        W::wake(arc);
+    }
+
+    /// `wake_by_ref`: wakes through a borrow; the count is unchanged (0).
+    unsafe fn wake_by_ref_raw(data: *const ()) {
+        // SAFETY: the pointer is a live `Arc<W>`'s; we rebuild the `Arc` to
+        // call `wake_by_ref` on it, but inside `ManuallyDrop`, so its count
+        // is not released: the caller still owns it.
+        let arc = ManuallyDrop::new(unsafe { Arc::from_raw(data.cast::<W>()) });
+        W::wake_by_ref(&arc);
+    }
+
+    /// `drop`: gives up this waker's count (−1).
+    unsafe fn drop_raw(data: *const ()) {
+        // SAFETY: a waker being dropped owns one strong count, taken by
+        // `into_raw` or `clone_raw`; this gives exactly that one back.
+        unsafe { Arc::decrement_strong_count(data.cast::<W>()) };
+    }
+}
+
+/// A one-bit "you have been woken" flag a thread can sleep on.
+///
+/// `notify` sets the flag and wakes the sleeper; `wait` sleeps until the
+/// flag is set and clears it. Because the flag is checked under the lock
+/// before sleeping, a `notify` that comes *before* `wait` is not lost: `wait`
+/// returns at once. A bare `thread::park` has no such memory of its own
+/// beyond one token, and is easy to misuse; a flag we can read is clearer.
+#[derive(Debug, Default)]
+pub struct Signal {
+    notified: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Signal {
+    /// A signal that has not been notified.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the flag and wakes a thread sleeping in [`Signal::wait`].
+    pub fn notify(&self) {
+        let mut notified = lock(&self.notified);
+        if !*notified {
+            *notified = true;
+            self.cond.notify_one();
+        }
+    }
+
+    /// Sleeps until the flag is set, then clears it.
+    pub fn wait(&self) {
+        let mut notified = lock(&self.notified);
+        while !*notified {
+            notified = self
+                .cond
+                .wait(notified)
+                .unwrap_or_else(|poison| poison.into_inner());
+        }
+        *notified = false;
+    }
+}
+
+impl ArcWake for Signal {
+    fn wake_by_ref(this: &Arc<Self>) {
+        this.notify();
+    }
+}
+
+/// Locks a mutex, shrugging off poison: our critical sections leave the
+/// data consistent even if a panic unwinds through them.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// Runs a future to completion on the current thread and returns its output:
+/// asyncio's `loop.run_until_complete(fut)` (E000-2, E003-5) for one future.
+///
+/// Polls once; while the future is `Pending`, sleeps on a [`Signal`] until
+/// the future's waker is woken, then polls again. Nothing spins.
+///
+/// ```
+/// let answer = tiny_asyncio::block_on(async { 6 * 7 });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let signal = Arc::new(Signal::new());
+    let waker = waker_ref(&signal);
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        signal.wait();
+    }
+}
+
+/// A sleep that starts one OS thread to do its waiting.
+///
+/// On its first poll it starts a thread that sleeps until the deadline,
+/// marks the sleep done and wakes the *latest* waker it was given (a future
+/// may move between tasks, and only the waker from the latest poll is sure
+/// to reach whoever polls it now). Dropping it early lets the thread finish
+/// its nap and then find nobody to wake.
+///
+/// Naive on purpose: one thread per sleep. Chapter 4 serves every sleep from
+/// one timer thread.
+#[derive(Debug)]
+pub struct ThreadSleep {
+    deadline: Instant,
+    shared: Option<Arc<Mutex<SleepShared>>>,
+}
+
+#[derive(Debug, Default)]
+struct SleepShared {
+    done: bool,
+    waker: Option<Waker>,
+}
+
+impl ThreadSleep {
+    /// A sleep of `duration`, measured from now. Durations too large for an
+    /// `Instant` are clamped to about a hundred years (they never end in
+    /// practice, and nothing panics).
+    pub fn new(duration: Duration) -> Self {
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(duration)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        ThreadSleep {
+            deadline,
+            shared: None,
+        }
+    }
+}
+
+/// `ThreadSleep::new(duration)`, as a function to read like `asyncio.sleep`.
+pub fn thread_sleep(duration: Duration) -> ThreadSleep {
+    ThreadSleep::new(duration)
+}
+
+impl Future for ThreadSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &self.shared {
+            None => {
+                if Instant::now() >= self.deadline {
+                    return Poll::Ready(());
+                }
+                let shared = Arc::new(Mutex::new(SleepShared {
+                    done: false,
+                    waker: Some(cx.waker().clone()),
+                }));
+                let deadline = self.deadline;
+                let for_thread = Arc::clone(&shared);
+                thread::Builder::new()
+                    .name("tiny-asyncio-thread-sleep".into())
+                    .spawn(move || {
+                        // `thread::sleep` may wake early on some platforms; loop.
+                        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                            if left.is_zero() {
+                                break;
+                            }
+                            thread::sleep(left);
+                        }
+                        let waker = {
+                            let mut shared = lock(&for_thread);
+                            shared.done = true;
+                            shared.waker.take()
+                        };
+                        // Wake outside the lock: the waker may run arbitrary code.
+                        if let Some(waker) = waker {
+                            waker.wake();
+                        }
+                    })
+                    .expect("ThreadSleep: the OS refused to start a timer thread");
+                self.shared = Some(shared);
+                Poll::Pending
+            }
+            Some(shared) => {
+                let mut shared = lock(shared);
+                if shared.done {
+                    return Poll::Ready(());
+                }
+                // Keep only the latest poll's waker.
+                match &shared.waker {
+                    Some(old) if old.will_wake(cx.waker()) => {}
+                    _ => shared.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}

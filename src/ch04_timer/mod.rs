@@ -1,0 +1,539 @@
+//! # Chapter 4 — the timer wheel: one thread for every sleep
+//!
+//! **The question.** Chapter 3's [`ThreadSleep`](crate::ch03_waker::ThreadSleep)
+//! spends an OS thread on every sleep. The documents' programs sleep a lot
+//! (E003-1, E002-5, E004-5), and a server that waits on ten thousand
+//! connections would need ten thousand timer threads. How do real runtimes
+//! keep every sleep in the program with **one** thread?
+//!
+//! **The document.** Seed 003's `asyncio.sleep(1)` (E003-1), seed 002's two
+//! sequential one-second waits (E002-5, total 2 s), and seed 004's
+//! `say_after(1, 'hello')` then `say_after(2, 'world')` awaited in turn
+//! (E004-5, total 3 s).
+//!
+//! **The idea.** Put every deadline in one data structure, owned by one
+//! thread that sleeps until the earliest deadline, then wakes the wakers
+//! whose time has come. The structure is a hierarchical timing wheel
+//! ([`wheel`]): insert and cancel in constant time, "what is due now?" and
+//! "when is the next deadline?" without scanning every timer.
+//!
+//! The pieces, from the bottom up:
+//!
+//! * [`Clock`]: what time it is. A **real** clock reads `Instant`; a
+//!   **virtual** clock stands still until someone moves it. Both count from
+//!   their own origin, so a loop's time starts at zero and a virtual run is
+//!   reproducible to the microsecond. Tests of the documents' examples run on
+//!   the virtual clock: three seconds of story in a millisecond of real time.
+//! * [`Timer`]: a wheel of wakers behind a mutex, plus (on a real clock) the
+//!   timer thread. Registering a deadline earlier than the one the thread is
+//!   sleeping toward wakes the thread so it can sleep less; wakers are called
+//!   outside the lock. The thread starts on the first registration and is
+//!   joined when the last [`Timer`] handle is dropped. On a virtual clock
+//!   there is no thread at all: whoever owns the clock (chapter 5's event
+//!   loop) moves it with [`Clock::advance_to`] and calls [`Timer::fire_due`].
+//! * [`Sleep`]: the future `sleep(d)` returns. Its deadline is fixed when it
+//!   is made; its first poll registers the deadline with the current timer;
+//!   every later `Pending` poll hands the timer the latest waker; dropping it
+//!   cancels the entry, so a dropped sleep wakes nobody.
+//!
+//! **Time units.** One wheel tick is one microsecond ([`TICK`]). A deadline
+//! between two ticks is rounded *up*, so a timer never fires early; a sleep
+//! overshoots by the operating system's wake-up latency, not by a whole
+//! millisecond tick as in runtimes with coarser wheels. Durations too large
+//! to represent (up to `Duration::MAX`) saturate to "never"; nothing panics.
+//!
+//! **Which timer does `sleep` use?** The one "entered" on this thread with
+//! [`enter`] (chapter 5's event loop enters its own while it runs), or else
+//! a process-wide default timer on the real clock, so that chapter 3's
+//! `block_on(sleep(d))` just works.
+//!
+//! **What the next chapter needs from this one.** An event loop needs two
+//! things from the timer: wakers for sleeping tasks (the seam from chapter
+//! 3), and on a virtual clock, "what is the next deadline?" so that it can
+//! jump straight to it when every task is waiting.
+
+pub mod wheel;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::ch03_waker::lock;
+use wheel::{TimerKey, Wheel};
+
+/// One tick of the wheel: the resolution of every timer.
+pub const TICK: Duration = Duration::from_micros(1);
+
+/// The tick that means "never": saturated deadlines land here, and neither
+/// the timer thread nor a virtual clock ever moves to it.
+pub const NEVER: u64 = u64::MAX;
+
+/// Converts loop time to a wheel tick, rounding up (never early) and
+/// saturating at [`NEVER`].
+pub fn tick_for(deadline: Duration) -> u64 {
+    let tick_ns = TICK.as_nanos();
+    let ticks = deadline.as_nanos().div_ceil(tick_ns);
+    u64::try_from(ticks).unwrap_or(NEVER)
+}
+
+/// Converts loop time to the last tick that has fully begun (rounding down):
+/// the tick the wheel may advance to at time `now`.
+fn tick_at(now: Duration) -> u64 {
+    u64::try_from(now.as_nanos() / TICK.as_nanos()).unwrap_or(NEVER)
+}
+
+/// Converts a tick back to loop time.
+fn time_of(tick: u64) -> Duration {
+    Duration::from_micros(tick)
+}
+
+/// What time it is, for a timer and an event loop.
+///
+/// Cloning a clock shares it: a virtual clock moved through one clone is
+/// moved for all.
+#[derive(Clone)]
+pub struct Clock {
+    kind: ClockKind,
+}
+
+#[derive(Clone)]
+enum ClockKind {
+    /// Real time, measured from `origin`.
+    Real { origin: Instant },
+    /// Virtual time in ticks since zero; moves only by `advance_to`.
+    Virtual { now: Arc<AtomicU64> },
+}
+
+impl Clock {
+    /// A real clock whose time zero is now.
+    pub fn real() -> Clock {
+        Clock {
+            kind: ClockKind::Real {
+                origin: Instant::now(),
+            },
+        }
+    }
+
+    /// A virtual clock at time zero. It stands still until
+    /// [`Clock::advance_to`] moves it.
+    pub fn new_virtual() -> Clock {
+        Clock {
+            kind: ClockKind::Virtual {
+                now: Arc::new(AtomicU64::new(0)),
+            },
+        }
+    }
+
+    /// Whether this is a virtual clock.
+    pub fn is_virtual(&self) -> bool {
+        matches!(self.kind, ClockKind::Virtual { .. })
+    }
+
+    /// Time since this clock's origin.
+    pub fn now(&self) -> Duration {
+        match &self.kind {
+            ClockKind::Real { origin } => origin.elapsed(),
+            ClockKind::Virtual { now } => time_of(now.load(Ordering::Acquire)),
+        }
+    }
+
+    /// Moves a virtual clock forward to `time` (rounded up to a tick). A time
+    /// in the past leaves it where it is: time never runs backwards.
+    ///
+    /// # Panics
+    /// On a real clock, which nobody can move.
+    pub fn advance_to(&self, time: Duration) {
+        match &self.kind {
+            ClockKind::Real { .. } => {
+                panic!("Clock::advance_to: a real clock follows the wall clock and cannot be moved")
+            }
+            ClockKind::Virtual { now } => {
+                now.fetch_max(tick_for(time), Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// The real `Instant` of a loop time, on a real clock (`None` on a
+    /// virtual clock, or past what an `Instant` can hold).
+    fn instant_of(&self, time: Duration) -> Option<Instant> {
+        match &self.kind {
+            ClockKind::Real { origin } => origin.checked_add(time),
+            ClockKind::Virtual { .. } => None,
+        }
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.is_virtual() { "virtual" } else { "real" };
+        write!(f, "Clock({kind}, now={:?})", self.now())
+    }
+}
+
+/// A handle to a timer: a wheel of wakers and, on a real clock, the thread
+/// that fires them. Cloning is cheap and shares the timer; the thread is
+/// joined when the last handle is dropped.
+#[derive(Clone)]
+pub struct Timer {
+    handle: Arc<TimerHandle>,
+}
+
+/// Owned by the user handles only: its `Drop` is "the last user is gone".
+struct TimerHandle {
+    shared: Arc<TimerShared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Shared by the user handles and the timer thread.
+struct TimerShared {
+    clock: Clock,
+    state: Mutex<TimerState>,
+    /// Rouses the timer thread: an earlier deadline, or shutdown.
+    cond: Condvar,
+}
+
+struct TimerState {
+    wheel: Wheel<Waker>,
+    /// The tick the timer thread is sleeping toward (`NEVER`: no deadline,
+    /// or no thread yet). A registration earlier than this must rouse it.
+    sleeping_until: u64,
+    thread_started: bool,
+    shutdown: bool,
+}
+
+impl Timer {
+    /// A timer on `clock`. On a real clock its thread starts with the first
+    /// registration.
+    pub fn new(clock: Clock) -> Timer {
+        Timer {
+            handle: Arc::new(TimerHandle {
+                shared: Arc::new(TimerShared {
+                    clock,
+                    state: Mutex::new(TimerState {
+                        wheel: Wheel::new(),
+                        sleeping_until: NEVER,
+                        thread_started: false,
+                        shutdown: false,
+                    }),
+                    cond: Condvar::new(),
+                }),
+                thread: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The clock this timer reads.
+    pub fn clock(&self) -> &Clock {
+        &self.handle.shared.clock
+    }
+
+    /// The clock's time now.
+    pub fn now(&self) -> Duration {
+        self.clock().now()
+    }
+
+    /// How many deadlines are registered.
+    pub fn pending(&self) -> usize {
+        lock(&self.handle.shared.state).wheel.len()
+    }
+
+    /// Whether two handles share one timer.
+    pub fn same_timer(&self, other: &Timer) -> bool {
+        Arc::ptr_eq(&self.handle, &other.handle)
+    }
+
+    /// Registers `waker` to be woken at loop time `deadline` (rounded up to a
+    /// tick). Returns the key to update or cancel it.
+    pub fn register(&self, deadline: Duration, waker: Waker) -> TimerKey {
+        let tick = tick_for(deadline);
+        let shared = &self.handle.shared;
+        let mut state = lock(&shared.state);
+        let key = state.wheel.insert(tick, waker);
+        if !shared.clock.is_virtual() {
+            if !state.thread_started {
+                state.thread_started = true;
+                self.start_thread();
+            } else if tick < state.sleeping_until {
+                // Decided under the same lock as the insert, so the thread
+                // cannot pick a later wake-up after we looked.
+                shared.cond.notify_one();
+            }
+        }
+        key
+    }
+
+    /// Replaces the waker of a registered deadline. Returns `false` if the
+    /// key is stale (the entry already fired or was cancelled).
+    pub fn update_waker(&self, key: TimerKey, waker: &Waker) -> bool {
+        let mut state = lock(&self.handle.shared.state);
+        match state.wheel.get_mut(key) {
+            Some(slot) => {
+                if !slot.will_wake(waker) {
+                    slot.clone_from(waker);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels a registered deadline (in O(1)); its waker is dropped, not
+    /// woken. A stale key is ignored.
+    pub fn cancel(&self, key: TimerKey) {
+        let removed = lock(&self.handle.shared.state).wheel.cancel(key);
+        // Drop the waker outside the lock: dropping may run arbitrary code.
+        drop(removed);
+    }
+
+    /// The earliest registered deadline in loop time, if any ("never"
+    /// deadlines are not counted: nobody should wait for them).
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let state = lock(&self.handle.shared.state);
+        state
+            .wheel
+            .next_deadline()
+            .filter(|&tick| tick != NEVER)
+            .map(time_of)
+    }
+
+    /// Fires every deadline that the clock has reached: the wheel advances
+    /// to now and the expired wakers are woken (outside the lock), in
+    /// (deadline, registration) order. Returns how many were woken.
+    ///
+    /// On a real clock the timer thread does this by itself; on a virtual
+    /// clock the owner of the clock calls it after moving the clock.
+    pub fn fire_due(&self) -> usize {
+        let mut expired = Vec::new();
+        self.handle.shared.take_due(&mut expired);
+        let fired = expired.len();
+        for (_, waker) in expired {
+            waker.wake();
+        }
+        fired
+    }
+
+    fn start_thread(&self) {
+        let shared = Arc::clone(&self.handle.shared);
+        let thread = thread::Builder::new()
+            .name("tiny-asyncio-timer".into())
+            .spawn(move || shared.run_thread())
+            .expect("tiny-asyncio: the OS refused to start the timer thread");
+        *lock(&self.handle.thread) = Some(thread);
+    }
+}
+
+impl fmt::Debug for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timer")
+            .field("clock", self.clock())
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl TimerShared {
+    /// Advances the wheel to the clock's now and moves what expired into
+    /// `expired`.
+    fn take_due(&self, expired: &mut Vec<(u64, Waker)>) {
+        let now = tick_at(self.clock.now());
+        lock(&self.state).wheel.advance(now, expired);
+    }
+
+    /// The timer thread: fire what is due, then sleep until the next
+    /// deadline or until a registration or shutdown rouses us.
+    fn run_thread(&self) {
+        let mut expired = Vec::new();
+        let mut state = lock(&self.state);
+        loop {
+            if state.shutdown {
+                return;
+            }
+            let now = self.clock.now();
+            state.wheel.advance(tick_at(now), &mut expired);
+            if !expired.is_empty() {
+                drop(state);
+                for (_, waker) in expired.drain(..) {
+                    waker.wake();
+                }
+                state = lock(&self.state);
+                continue;
+            }
+            let next = state.wheel.next_deadline().unwrap_or(NEVER);
+            state.sleeping_until = next;
+            let until = (next != NEVER)
+                .then(|| self.clock.instant_of(time_of(next)))
+                .flatten();
+            state = match until.and_then(|at| at.checked_duration_since(Instant::now())) {
+                Some(left) => {
+                    self.cond
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+                // Already due (the loop above fires it), or nothing to wait for.
+                None if until.is_some() => state,
+                None => self.cond.wait(state).unwrap_or_else(|p| p.into_inner()),
+            };
+            state.sleeping_until = NEVER;
+        }
+    }
+}
+
+impl Drop for TimerHandle {
+    fn drop(&mut self) {
+        lock(&self.shared.state).shutdown = true;
+        self.shared.cond.notify_one();
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            // A waker run by the timer thread may drop the last handle; a
+            // thread cannot join itself, so it just exits on its own.
+            if thread.thread().id() != thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The timer that `sleep` uses on this thread (set by [`enter`]).
+    static CURRENT: RefCell<Option<Timer>> = const { RefCell::new(None) };
+}
+
+/// The process-wide real-clock timer used outside any event loop. Held
+/// weakly: its thread exits when its last sleep is gone.
+static DEFAULT_TIMER: Mutex<Weak<TimerHandle>> = Mutex::new(Weak::new());
+
+/// Makes `timer` the one `sleep` uses on this thread until the guard is
+/// dropped (then the previous one is back).
+pub fn enter(timer: Timer) -> EnterGuard {
+    let previous = CURRENT.with(|c| c.borrow_mut().replace(timer));
+    EnterGuard { previous }
+}
+
+/// Restores the previously entered timer when dropped.
+pub struct EnterGuard {
+    previous: Option<Timer>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        CURRENT.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+/// The timer `sleep` would use here: the entered one, or the process-wide
+/// real-clock default.
+pub fn current_timer() -> Timer {
+    if let Some(timer) = CURRENT.with(|c| c.borrow().clone()) {
+        return timer;
+    }
+    let mut default = lock(&DEFAULT_TIMER);
+    if let Some(handle) = default.upgrade() {
+        return Timer { handle };
+    }
+    let timer = Timer::new(Clock::real());
+    *default = Arc::downgrade(&timer.handle);
+    timer
+}
+
+/// The current timer's time (loop time inside an event loop).
+pub fn now() -> Duration {
+    current_timer().now()
+}
+
+/// A future that completes at a deadline: `asyncio.sleep`.
+///
+/// Made by [`sleep`] or [`sleep_until`]. The deadline is fixed when it is
+/// made, not when it is first polled.
+#[must_use = "a Sleep does nothing unless it is awaited"]
+pub struct Sleep {
+    timer: Timer,
+    deadline: Duration,
+    key: Option<TimerKey>,
+}
+
+/// Sleeps for `duration` of the current timer's time: `asyncio.sleep(d)`.
+/// `Duration::MAX` (or anything past what the clock can hold) sleeps
+/// forever, without panicking.
+pub fn sleep(duration: Duration) -> Sleep {
+    let timer = current_timer();
+    let deadline = timer.now().saturating_add(duration);
+    Sleep {
+        timer,
+        deadline,
+        key: None,
+    }
+}
+
+/// Sleeps until loop time `deadline` (like scheduling with asyncio's
+/// `loop.call_at`): a deadline in the past completes at the first poll.
+pub fn sleep_until(deadline: Duration) -> Sleep {
+    Sleep {
+        timer: current_timer(),
+        deadline,
+        key: None,
+    }
+}
+
+impl Sleep {
+    /// The loop time at which this sleep ends.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        self.timer.now() >= self.deadline
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.is_elapsed() {
+            if let Some(key) = this.key.take() {
+                this.timer.cancel(key);
+            }
+            return Poll::Ready(());
+        }
+        let registered = match this.key {
+            Some(key) => this.timer.update_waker(key, cx.waker()),
+            None => false,
+        };
+        if !registered {
+            if this.key.is_some() && this.is_elapsed() {
+                // Fired between our clock check and the update.
+                this.key = None;
+                return Poll::Ready(());
+            }
+            this.key = Some(this.timer.register(this.deadline, cx.waker().clone()));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.timer.cancel(key);
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("registered", &self.key.is_some())
+            .finish()
+    }
+}
