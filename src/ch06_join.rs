@@ -1,0 +1,370 @@
+//! # Chapter 6 — `JoinHandle`: a task is a future of its result
+//!
+//! **The question.** Seed 003 says a Task *is* a Future: `await task1` gives
+//! back what the coroutine returned (E003-3), and creating tasks first makes
+//! `say_after(1, 'hello')` and `say_after(2, 'world')` overlap, 2 s instead
+//! of 3 (E003-2, E004-6 against E004-5). Seed 004's sums do the same: A and B
+//! awaited in turn take 5 s (E004-1), as tasks 3 s (E004-2). How does a
+//! spawned task hand its result to whoever awaits it, and what if it never
+//! finishes: it is cancelled, it panics, or the loop closes under it?
+//!
+//! **The idea.** [`spawn`] wraps the user's future in a small `async` block
+//! and spawns that with chapter 5's `spawn_detached`. The wrapper and the
+//! [`JoinHandle`] share a **slot** (a `Mutex` with the result and the waker
+//! of whoever awaits the handle):
+//!
+//! * when the future returns, the wrapper puts `Ok(value)` in the slot and
+//!   wakes the awaiter;
+//! * when the future panics, the wrapper catches the panic
+//!   (`catch_unwind`) and puts [`JoinError`] "panicked" in the slot; every
+//!   other task runs on;
+//! * when the task is dropped before finishing (aborted, or its loop
+//!   closed), a guard inside the wrapper notices in its `Drop` and puts
+//!   `JoinError` "cancelled" in the slot. Chapter 5 promised that a task's
+//!   future is dropped exactly once, so exactly one of the three happens:
+//!   **every handle resolves exactly once**.
+//!
+//! [`JoinHandle::abort`] is chapter 5's `TaskRef::cancel`: on the loop's
+//! next pass the task's future is dropped, which drops whatever it was
+//! awaiting (a `Sleep` cancels its timer), then the guard resolves the
+//! handle. Dropping a `JoinHandle` *detaches* the task: it runs on, owned
+//! by the loop, and its result is thrown away (asyncio keeps a task alive
+//! only while someone references it; here the loop always does).
+//!
+//! **What the next chapter needs from this one.** `gather` (chapter 7)
+//! awaits many futures, `JoinHandle`s among them; `timeout` (chapter 8)
+//! relies on "dropping a future cancels it"; the thread pool (chapter 9)
+//! resolves `JoinHandle`s from worker threads, so the slot is `Send`.
+
+#![forbid(unsafe_code)]
+
+use std::any::Any;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::ch03_waker::lock;
+use crate::ch05_event_loop::{Handle, TaskRef, expect_running_loop, panic_message};
+
+/// Why a task gave no result.
+pub struct JoinError {
+    kind: JoinErrorKind,
+    id: u64,
+}
+
+enum JoinErrorKind {
+    /// Aborted, or dropped when its loop closed (asyncio's `CancelledError`).
+    Cancelled,
+    /// It panicked; we keep the payload so it can be re-raised.
+    Panic(Box<dyn Any + Send + 'static>),
+}
+
+impl JoinError {
+    /// A "cancelled" error for task `id`.
+    pub fn cancelled(id: u64) -> JoinError {
+        JoinError {
+            kind: JoinErrorKind::Cancelled,
+            id,
+        }
+    }
+
+    /// A "panicked" error for task `id`, with the panic's payload.
+    pub fn panicked(id: u64, payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        JoinError {
+            kind: JoinErrorKind::Panic(payload),
+            id,
+        }
+    }
+
+    /// Whether the task was cancelled (aborted, or its loop closed).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.kind, JoinErrorKind::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.kind, JoinErrorKind::Panic(_))
+    }
+
+    /// The panic's message, if it panicked with a string.
+    pub fn panic_message(&self) -> Option<String> {
+        match &self.kind {
+            JoinErrorKind::Panic(payload) => Some(panic_message(&**payload)),
+            JoinErrorKind::Cancelled => None,
+        }
+    }
+
+    /// The panic's payload, to re-raise it with `std::panic::resume_unwind`.
+    ///
+    /// # Panics
+    /// If the task was cancelled rather than panicked.
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        match self.kind {
+            JoinErrorKind::Panic(payload) => payload,
+            JoinErrorKind::Cancelled => {
+                panic!(
+                    "JoinError::into_panic: task {} was cancelled, it did not panic",
+                    self.id
+                )
+            }
+        }
+    }
+
+    /// The number of the task it came from.
+    pub fn task_id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            JoinErrorKind::Cancelled => write!(f, "task {} was cancelled", self.id),
+            JoinErrorKind::Panic(payload) => {
+                write!(
+                    f,
+                    "task {} panicked: {}",
+                    self.id,
+                    panic_message(&**payload)
+                )
+            }
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            JoinErrorKind::Cancelled => write!(f, "JoinError::Cancelled(task {})", self.id),
+            JoinErrorKind::Panic(payload) => write!(
+                f,
+                "JoinError::Panic(task {}, {:?})",
+                self.id,
+                panic_message(&**payload)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Where a task's result waits for its `JoinHandle`. Shared by the task (or
+/// a pool thread, chapter 9) that fills it and the handle that empties it.
+pub struct JoinSlot<T> {
+    inner: Mutex<SlotInner<T>>,
+    finished: AtomicBool,
+    /// The number of the task (or job) that fills it, for messages.
+    id: AtomicU64,
+}
+
+struct SlotInner<T> {
+    result: Option<Result<T, JoinError>>,
+    /// The waker of whoever awaits the handle (latest poll only).
+    waker: Option<Waker>,
+}
+
+impl<T> JoinSlot<T> {
+    /// An empty slot.
+    pub fn new() -> Arc<JoinSlot<T>> {
+        Arc::new(JoinSlot {
+            inner: Mutex::new(SlotInner {
+                result: None,
+                waker: None,
+            }),
+            finished: AtomicBool::new(false),
+            id: AtomicU64::new(0),
+        })
+    }
+
+    /// The number of the task or job that fills this slot.
+    pub fn task_id(&self) -> u64 {
+        self.id.load(Ordering::Acquire)
+    }
+
+    /// Records the number of the task or job that fills this slot.
+    pub fn set_task_id(&self, id: u64) {
+        self.id.store(id, Ordering::Release);
+    }
+
+    /// Fills the slot (the first result wins; later ones are ignored) and
+    /// wakes the awaiter, outside the lock.
+    pub fn complete(&self, result: Result<T, JoinError>) {
+        let waker = {
+            let mut inner = lock(&self.inner);
+            if self.finished.load(Ordering::Acquire) {
+                return;
+            }
+            inner.result = Some(result);
+            self.finished.store(true, Ordering::Release);
+            inner.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Whether a result has been put in the slot (taken or not).
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Takes the result if there is one, else remembers `cx`'s waker.
+    pub fn poll_take(&self, cx: &mut Context<'_>, task_id: u64) -> Poll<Result<T, JoinError>> {
+        let mut inner = lock(&self.inner);
+        if let Some(result) = inner.result.take() {
+            return Poll::Ready(result);
+        }
+        assert!(
+            !self.is_finished(),
+            "JoinHandle for task {task_id} polled after it returned its result: \
+             a finished future must not be polled again"
+        );
+        match &inner.waker {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            _ => inner.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// An owned permission to await a task's result: asyncio's `Task` as a
+/// future. Awaiting it gives `Ok(output)`, or a [`JoinError`] if the task was
+/// cancelled or panicked. Dropping it detaches the task.
+#[must_use = "dropping a JoinHandle detaches the task; await it to get its result"]
+pub struct JoinHandle<T> {
+    slot: Arc<JoinSlot<T>>,
+    cancel: Canceller,
+    id: u64,
+}
+
+/// How a handle cancels the work behind it.
+#[derive(Clone)]
+enum Canceller {
+    /// A task on the loop.
+    Task(TaskRef),
+    /// Something else (chapter 9's queued jobs): a flag to set.
+    Flag(Arc<AtomicBool>),
+}
+
+impl<T> JoinHandle<T> {
+    /// A handle for work that is not a task on the loop (chapter 9's thread
+    /// pool): `abort` sets `cancelled`, and whoever does the work checks it
+    /// and fills `slot`.
+    pub fn from_slot(slot: Arc<JoinSlot<T>>, cancelled: Arc<AtomicBool>, id: u64) -> Self {
+        JoinHandle {
+            slot,
+            cancel: Canceller::Flag(cancelled),
+            id,
+        }
+    }
+
+    /// Cancels the task: asyncio's `task.cancel()`, tokio's `abort()`. On
+    /// the loop's next pass its future is dropped (with whatever it awaits),
+    /// and the handle gives `JoinError` "cancelled". Idempotent; a task that
+    /// already finished keeps its result.
+    pub fn abort(&self) {
+        match &self.cancel {
+            Canceller::Task(task) => task.cancel(),
+            Canceller::Flag(flag) => flag.store(true, Ordering::Release),
+        }
+    }
+
+    /// Whether the task has finished (its result, or its error, is ready).
+    pub fn is_finished(&self) -> bool {
+        self.slot.is_finished()
+    }
+
+    /// The task's number (1 for the loop's first task …).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.slot.poll_take(cx, self.id)
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Resolves the slot as "cancelled" if the task is dropped before it
+/// finished. It lives inside the task's wrapper future, declared before the
+/// user's future, so the user's future is dropped first.
+struct CancelOnDrop<T> {
+    slot: Arc<JoinSlot<T>>,
+}
+
+impl<T> Drop for CancelOnDrop<T> {
+    fn drop(&mut self) {
+        // A no-op if the task already put its result there.
+        let id = self.slot.task_id();
+        self.slot.complete(Err(JoinError::cancelled(id)));
+    }
+}
+
+/// Spawns `future` as a task on the running loop and returns its handle:
+/// asyncio's `asyncio.create_task(coro)`. The task runs nothing until the
+/// spawner yields.
+///
+/// # Panics
+/// Outside a running event loop: "there is no running event loop".
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    spawn_on(&expect_running_loop("spawn"), future)
+}
+
+/// Spawns `future` on the loop behind `handle` (see [`spawn`]).
+pub fn spawn_on<F>(handle: &Handle, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let slot = JoinSlot::new();
+    // Made before the task, so that even a task dropped before its first
+    // poll (aborted at once, or its loop closed) resolves its handle.
+    let guard = CancelOnDrop { slot: slot.clone() };
+    let task = handle.spawn_detached(async move {
+        // Moved into a local, declared before `future`: locals drop in
+        // reverse order, so the user's future is dropped before the guard
+        // reports the cancellation.
+        let guard = guard;
+        let mut future = pin!(future);
+        // Poll the user's future, catching a panic so the loop runs on.
+        let result = poll_fn(|cx| {
+            match panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+                Err(payload) => {
+                    let id = guard.slot.task_id();
+                    Poll::Ready(Err(JoinError::panicked(id, payload)))
+                }
+            }
+        })
+        .await;
+        guard.slot.complete(result);
+    });
+    let id = task.id();
+    slot.set_task_id(id);
+    JoinHandle {
+        slot,
+        cancel: Canceller::Task(task),
+        id,
+    }
+}
