@@ -520,8 +520,8 @@ impl EventLoop {
     fn idle(&self) {
         let core = &*self.core;
         let clock = core.timer.clock();
-        if clock.is_virtual() {
-            if core.shared.outside_work.load(Ordering::Acquire) == 0 {
+        if clock.is_virtual() && core.shared.outside_work.load(Ordering::Acquire) == 0 {
+            {
                 match core.timer.next_deadline() {
                     Some(deadline) => {
                         clock.advance_to(deadline);
