@@ -55,6 +55,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -315,6 +316,9 @@ struct LoopCore {
     closed: Cell<bool>,
     polls: Cell<u64>,
     passes: Cell<u64>,
+    /// Things later chapters attach to a loop (chapter 9's default thread
+    /// pool), one per type, dropped when the loop closes, after its tasks.
+    resources: RefCell<Vec<Rc<dyn Any>>>,
 }
 
 impl LoopCore {
@@ -382,6 +386,13 @@ impl LoopCore {
         for task in tasks.iter().flatten() {
             task.close();
         }
+        drop(tasks);
+        // Then what later chapters attached (a thread pool joins its
+        // threads here), newest first.
+        let resources = std::mem::take(&mut *self.resources.borrow_mut());
+        for resource in resources.into_iter().rev() {
+            drop(resource);
+        }
     }
 }
 
@@ -437,6 +448,7 @@ impl EventLoop {
                 closed: Cell::new(false),
                 polls: Cell::new(0),
                 passes: Cell::new(0),
+                resources: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -692,6 +704,29 @@ impl Handle {
     /// Whether the loop is closed.
     pub fn is_closed(&self) -> bool {
         self.core.closed.get()
+    }
+
+    /// The loop's resource of type `T`, made by `make` on first use and
+    /// dropped when the loop closes (after every task has been dropped).
+    /// This is the seam later chapters use to give a loop something of its
+    /// own, such as chapter 9's default thread pool.
+    pub fn resource<T: 'static>(&self, make: impl FnOnce() -> T) -> Rc<T> {
+        assert!(
+            !self.is_closed(),
+            "Handle::resource: the event loop is closed and keeps no new resources"
+        );
+        let found = self
+            .core
+            .resources
+            .borrow()
+            .iter()
+            .find_map(|r| r.clone().downcast::<T>().ok());
+        if let Some(found) = found {
+            return found;
+        }
+        let made = Rc::new(make());
+        self.core.resources.borrow_mut().push(made.clone());
+        made
     }
 
     /// The loop's timer (the one `sleep` uses inside it).
