@@ -18,6 +18,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod ch01_blocking;
+pub mod ch02_futures;
 pub mod ch03_waker;
 pub mod ch04_timer;
 pub mod ch05_event_loop;

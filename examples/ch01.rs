@@ -1,0 +1,66 @@
+//! Chapter 1: the synchronous world, in real time.
+//!
+//! Replays E000-3 (three user look-ups, one after the other), E001-2 (how long
+//! each request waited) and E002-1 (two blocking fetches) with the documents'
+//! unit of 1 s: about 10 s in all. `--unit-ms N` runs it with N ms per unit.
+//!
+//! ```text
+//! cargo run --example ch01
+//! cargo run --example ch01 -- --unit-ms 100
+//! ```
+use std::time::Duration;
+
+use tiny_asyncio::ch01_blocking::{FETCH_UNITS, Log, fetch_all_sync, process_sync, unit_from_args};
+
+fn main() {
+    let unit = match unit_from_args(std::env::args().skip(1)) {
+        Ok(unit) => unit,
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(2);
+        }
+    };
+    let units = |d: Duration| {
+        if unit.is_zero() {
+            0.0
+        } else {
+            d.as_secs_f64() / unit.as_secs_f64()
+        }
+    };
+    println!("(시간 단위: {} ms)", unit.as_millis());
+
+    // E000-3: the requests for 3, 2 and 1 users, served one after the other.
+    println!();
+    println!("== E000-3: 사용자 조회, 동기 방식 ==");
+    let requests = [3, 2, 1];
+    let mut log = Log::printing();
+    let timings = process_sync(&requests, unit, &mut log);
+    println!(
+        ">>> 동기 처리 총 소요 시간: {:.3} s = {:.3} 단위 (문서: 6 단위)",
+        timings.total.as_secs_f64(),
+        units(timings.total),
+    );
+
+    // E001-2: the same run, from each request's point of view.
+    println!();
+    println!("== E001-2: 요청마다 기다린 시간 ==");
+    for (n, at) in requests.iter().zip(&timings.answered_at) {
+        println!(
+            "{n}명 요청: {:.3} 단위 만에 응답 (자기 일만 하면 {n} 단위)",
+            units(*at)
+        );
+    }
+    println!("앞선 요청이 끝나야 다음 요청이 시작되므로, 늦게 온 요청일수록 오래 기다린다.");
+
+    // E002-1: two fetches, each blocking FETCH_UNITS units.
+    println!();
+    println!("== E002-1: 데이터 조회, 동기 방식 ==");
+    let mut log = Log::printing();
+    let timings = fetch_all_sync(&["작업1", "작업2"], unit, &mut log);
+    println!(
+        "동기 총 소요 시간: {:.3} s = {:.3} 단위 (문서: {} 단위)",
+        timings.total.as_secs_f64(),
+        units(timings.total),
+        2 * FETCH_UNITS,
+    );
+}
