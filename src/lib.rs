@@ -36,3 +36,8 @@ pub use ch06_join::{JoinError, JoinHandle, spawn};
 #[cfg(doctest)]
 #[doc = include_str!("../CHAPTERS.md")]
 pub struct ChaptersGuide;
+
+/// The README's Rust snippets are compiled and run as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoc;
