@@ -70,6 +70,7 @@ use std::time::Duration;
 
 use crate::ch03_waker::{ArcWake, Signal, lock, waker_from_arc, waker_ref};
 use crate::ch04_timer::{self, Clock, Timer};
+use crate::trace::{self, Event, Recorder, Trace, WakeSource};
 
 /// The state bits of a task, and the rules that govern them.
 ///
@@ -104,6 +105,11 @@ struct Shared {
     signal: Signal,
     /// Outside work that has promised to wake a task (see [`KeepAwake`]).
     outside_work: AtomicUsize,
+    /// The loop's clock, for timestamps of trace records.
+    clock: Clock,
+    /// The trace of what the loop did (appendix module `trace`); off by
+    /// default, and then every hook below costs one atomic load.
+    trace: Recorder,
 }
 
 struct Queue {
@@ -126,6 +132,14 @@ enum Entry {
 }
 
 impl Shared {
+    /// Keeps a trace record, if tracing is on.
+    #[inline]
+    fn trace(&self, task: u64, event: impl FnOnce() -> Event) {
+        if self.trace.is_on() {
+            self.trace.record(self.clock.now(), task, event());
+        }
+    }
+
     /// Puts an entry at the back of the queue and rouses the loop thread if
     /// it sleeps. Never blocks for long, never polls: safe from any thread.
     fn push(&self, entry: Entry) {
@@ -213,7 +227,55 @@ impl<F: Future<Output = ()> + Send + Unpin + 'static> Task<F> {
 
 impl<F: Future<Output = ()> + Send + Unpin + 'static> ArcWake for Task<F> {
     fn wake_by_ref(this: &Arc<Self>) {
+        this.header
+            .shared
+            .trace(this.header.id, || Event::Woken { by: wake_source() });
         Task::schedule(this);
+    }
+}
+
+thread_local! {
+    /// On the loop thread, while tracing: who is running right now, so a
+    /// wake can say who woke (a task's number, or `TIMER_FIRING`).
+    static NOW_RUNNING: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// `NOW_RUNNING` while the loop fires virtual timers.
+const TIMER_FIRING: u64 = u64::MAX;
+
+/// Who is waking, seen from the thread that calls `wake`.
+fn wake_source() -> WakeSource {
+    match NOW_RUNNING.with(Cell::get) {
+        Some(TIMER_FIRING) => WakeSource::Timer,
+        Some(task) => WakeSource::Task(task),
+        None => match std::thread::current().name() {
+            Some(name) if name.starts_with("tiny-asyncio-timer") => WakeSource::Timer,
+            Some(name) => WakeSource::Thread(name.to_string()),
+            None => WakeSource::Thread("unnamed".to_string()),
+        },
+    }
+}
+
+/// Marks (while tracing) who runs on the loop thread until dropped.
+struct RunningAs {
+    previous: Option<Option<u64>>,
+}
+
+impl RunningAs {
+    fn enter(shared: &Shared, who: u64) -> RunningAs {
+        let previous = shared
+            .trace
+            .is_on()
+            .then(|| NOW_RUNNING.with(|n| n.replace(Some(who))));
+        RunningAs { previous }
+    }
+}
+
+impl Drop for RunningAs {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous {
+            NOW_RUNNING.with(|n| n.set(previous));
+        }
     }
 }
 
@@ -234,6 +296,7 @@ impl<F: Future<Output = ()> + Send + Unpin + 'static> Runnable for Task<F> {
             if state & COMPLETE == 0 {
                 // Cancelled: drop the future instead of polling it.
                 header.state.store(COMPLETE, Ordering::Release);
+                header.shared.trace(header.id, || Event::Cancelled);
                 self.drop_future();
                 core.forget_task(header.slot);
             }
@@ -242,6 +305,8 @@ impl<F: Future<Output = ()> + Send + Unpin + 'static> Runnable for Task<F> {
 
         let waker = waker_ref(&self);
         let mut cx = Context::from_waker(&waker);
+        header.shared.trace(header.id, || Event::PollStart);
+        let running_as = RunningAs::enter(&header.shared, header.id);
         let poll = {
             let mut slot = lock(&self.future);
             let Some(future) = slot.as_mut() else {
@@ -253,6 +318,10 @@ impl<F: Future<Output = ()> + Send + Unpin + 'static> Runnable for Task<F> {
             panic::catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx)))
         };
         core.polls.set(core.polls.get() + 1);
+        drop(running_as);
+        header.shared.trace(header.id, || Event::PollEnd {
+            ready: !matches!(poll, Ok(Poll::Pending)),
+        });
 
         match poll {
             Ok(Poll::Pending) => {
@@ -264,11 +333,13 @@ impl<F: Future<Output = ()> + Send + Unpin + 'static> Runnable for Task<F> {
             }
             Ok(Poll::Ready(())) => {
                 header.state.store(COMPLETE, Ordering::Release);
+                header.shared.trace(header.id, || Event::Done);
                 self.drop_future();
                 core.forget_task(header.slot);
             }
             Err(payload) => {
                 header.state.store(COMPLETE, Ordering::Release);
+                header.shared.trace(header.id, || Event::Done);
                 report_panic(&format!("task {} panicked", header.id), &*payload);
                 self.drop_future();
                 core.forget_task(header.slot);
@@ -278,6 +349,7 @@ impl<F: Future<Output = ()> + Send + Unpin + 'static> Runnable for Task<F> {
 
     fn close(&self) {
         self.header.state.store(COMPLETE, Ordering::Release);
+        self.header.shared.trace(self.header.id, || Event::Closed);
         self.drop_future();
     }
 
@@ -352,6 +424,7 @@ impl LoopCore {
             }
         }
         self.live_tasks.set(self.live_tasks.get() + 1);
+        self.shared.trace(id, || Event::Spawned);
         // A new task is simply "woken": it joins the back of the queue and
         // runs nothing until the spawner's poll ends (asyncio's create_task).
         Task::schedule(&task);
@@ -435,6 +508,8 @@ impl EventLoop {
             }),
             signal: Signal::new(),
             outside_work: AtomicUsize::new(0),
+            clock: clock.clone(),
+            trace: Recorder::new(),
         });
         EventLoop {
             core: Rc::new(LoopCore {
@@ -513,7 +588,14 @@ impl EventLoop {
                     Entry::Task(task) => task.run(core),
                     Entry::Main => {
                         lock(&core.shared.queue).main_scheduled = false;
-                        if let Poll::Ready(output) = future.as_mut().poll(&mut main_cx) {
+                        core.shared.trace(trace::MAIN, || Event::PollStart);
+                        let running_as = RunningAs::enter(&core.shared, trace::MAIN);
+                        let poll = future.as_mut().poll(&mut main_cx);
+                        drop(running_as);
+                        core.shared.trace(trace::MAIN, || Event::PollEnd {
+                            ready: poll.is_ready(),
+                        });
+                        if let Poll::Ready(output) = poll {
                             // Put back what this pass had not run yet, in order.
                             let mut queue = lock(&core.shared.queue);
                             while let Some(entry) = batch.pop_back() {
@@ -537,6 +619,7 @@ impl EventLoop {
                 match core.timer.next_deadline() {
                     Some(deadline) => {
                         clock.advance_to(deadline);
+                        let _firing = RunningAs::enter(&core.shared, TIMER_FIRING);
                         core.timer.fire_due();
                         return;
                     }
@@ -572,6 +655,18 @@ impl EventLoop {
     /// asyncio's `loop.close()`. Dropping the loop does the same.
     pub fn close(self) {
         drop(self);
+    }
+
+    /// Starts recording a trace of what the loop does (see the appendix
+    /// module [`trace`](crate::trace)): spawns, polls, wakes and who woke,
+    /// ends. Off by default.
+    pub fn enable_trace(&self) {
+        self.core.shared.trace.set_on(true);
+    }
+
+    /// Everything traced so far (the recording starts over).
+    pub fn take_trace(&self) -> Trace {
+        self.core.shared.trace.take()
     }
 
     /// How many tasks are alive (spawned and not yet finished).
@@ -655,6 +750,8 @@ struct MainWaker {
 
 impl ArcWake for MainWaker {
     fn wake_by_ref(this: &Arc<Self>) {
+        this.shared
+            .trace(trace::MAIN, || Event::Woken { by: wake_source() });
         this.shared.push(Entry::Main);
     }
 }
@@ -729,6 +826,14 @@ impl Handle {
         made
     }
 
+    /// The loop's trace recorder (see [`EventLoop::enable_trace`]): name a
+    /// task for pictures, or record a job on a pool thread.
+    pub fn tracer(&self) -> TraceSink {
+        TraceSink {
+            shared: self.core.shared.clone(),
+        }
+    }
+
     /// The loop's timer (the one `sleep` uses inside it).
     pub fn timer(&self) -> &Timer {
         &self.core.timer
@@ -774,6 +879,30 @@ impl Drop for KeepAwake {
         self.shared.outside_work.fetch_sub(1, Ordering::AcqRel);
         // The loop may be idle waiting for exactly this: let it look again.
         self.shared.signal.notify();
+    }
+}
+
+/// A `Send` handle to a loop's trace recorder, for threads other than the
+/// loop's (chapter 9's pool threads record their jobs through it).
+#[derive(Clone)]
+pub struct TraceSink {
+    shared: Arc<Shared>,
+}
+
+impl TraceSink {
+    /// Whether the loop is tracing.
+    pub fn is_on(&self) -> bool {
+        self.shared.trace.is_on()
+    }
+
+    /// Records `event` for task `task` at the loop's current time.
+    pub fn record(&self, task: u64, event: Event) {
+        self.shared.trace(task, || event);
+    }
+
+    /// Names task `task` in pictures.
+    pub fn name(&self, task: u64, name: impl Into<String>) {
+        self.shared.trace.name(task, name);
     }
 }
 

@@ -24,6 +24,10 @@ pub mod ch04_timer;
 pub mod ch05_event_loop;
 pub mod ch06_join;
 
+// Appendix modules, outside the chapter order: they depend on no chapter,
+// and chapters report to them.
+pub mod trace;
+
 pub use ch03_waker::block_on;
 pub use ch04_timer::{Sleep, sleep, sleep_until};
 pub use ch05_event_loop::{
