@@ -43,15 +43,23 @@
 //! * Spawned futures must be `Send`: a waker may travel to another thread,
 //!   and ours holds the task itself. (tokio has `spawn_local` for `!Send`
 //!   futures; we keep one kind of task.)
-//! * `spawn` here gives back no result: a [`TaskRef`] can only cancel the
-//!   task or ask whether it finished. Chapter 6 builds `JoinHandle` on it:
-//!   a task as a future of its result.
+//! * Each task costs two allocations: the task, and its boxed future (see
+//!   `Task` for why; runtimes that allow themselves `unsafe` need one).
 //!
-//! **What the next chapter needs from this one.** A way to spawn a future
-//! (`spawn_detached`), to cancel it ([`TaskRef::cancel`]: its future is
-//! dropped on the loop's next pass), and the guarantee that a task's future
-//! is dropped exactly once: when it completes, when it is cancelled, or when
-//! the loop closes. Chapter 6 hangs the result slot on exactly that drop.
+//! ## A task keeps its outcome
+//!
+//! When a task's future returns, the loop stores the output in the task
+//! and wakes whoever asked for it through a [`TaskRef`]. When it panics, the
+//! loop catches the panic (so every other task runs on) and stores the
+//! payload. When it is dropped unfinished (cancelled, or the loop closes),
+//! the loop stores [`TaskFailure::Cancelled`]. Since a task's future is
+//! dropped exactly once, exactly one outcome is ever stored.
+//!
+//! **What the next chapter needs from this one.** [`Handle::spawn_task`]
+//! and its [`TaskRef`]: cancel the task ([`TaskRef::cancel`]: its future is
+//! dropped on the loop's next pass) and take its outcome
+//! ([`TaskRef::poll_output`]). Chapter 6 wraps them into `JoinHandle`, a
+//! future of the task's result.
 
 #![forbid(unsafe_code)]
 
@@ -65,7 +73,7 @@ use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::ch03_waker::{ArcWake, Signal, lock, waker_from_arc, waker_ref};
@@ -173,6 +181,12 @@ trait Runnable: Send + Sync {
     fn header(&self) -> &Header;
 }
 
+/// A task as whoever waits for its output sees it: the output type is
+/// known, the future's type is erased.
+trait Joinable<T>: Runnable {
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskFailure>>;
+}
+
 /// The part of a task that does not depend on its future's type.
 struct Header {
     state: AtomicU8,
@@ -183,21 +197,62 @@ struct Header {
     shared: Arc<Shared>,
 }
 
-/// A task: its header and its future. The future sits in a `Mutex` only
-/// because wakers make the task shared across threads; only the loop thread
-/// ever locks it, so the lock is never contended.
+/// Why a task has no output: it was cancelled (or its loop closed), or it
+/// panicked. Chapter 6 turns this into `JoinError`.
+pub enum TaskFailure {
+    /// Its future was dropped before it finished.
+    Cancelled,
+    /// Its future panicked; this is the panic's payload.
+    Panicked(Box<dyn Any + Send + 'static>),
+}
+
+impl fmt::Debug for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskFailure::Cancelled => f.write_str("Cancelled"),
+            TaskFailure::Panicked(payload) => {
+                write!(f, "Panicked({:?})", panic_message(&**payload))
+            }
+        }
+    }
+}
+
+/// A task: its header, then, under one lock, its future (later its
+/// output) and the waker of whoever waits for that output. The lock is
+/// there because wakers make the task shared across threads; the loop
+/// thread is the only one that polls, so it is rarely contended.
 ///
 /// `F` is always a `Pin<Box<_>>`: polling needs the future pinned, and a
 /// boxed future can be pinned without `unsafe` (the box never moves what it
 /// points to). The price is a second allocation per task; a runtime that
 /// allows itself `unsafe` (tokio, async-task) puts the future in the task's
 /// own allocation.
-struct Task<F> {
+struct Task<F: Future> {
     header: Header,
-    future: Mutex<Option<F>>,
+    body: Mutex<Body<F>>,
 }
 
-impl<F: Future<Output = ()> + Send + Unpin + 'static> Task<F> {
+struct Body<F: Future> {
+    stage: Stage<F>,
+    /// Who waits for the output (only the latest poll's waker).
+    joiner: Option<Waker>,
+}
+
+/// A task's life: it runs, then holds its outcome until someone takes it.
+enum Stage<F: Future> {
+    Running(F),
+    /// Being dropped (cancelled or closed): the outcome is not there yet.
+    Dropping,
+    Finished(Result<F::Output, TaskFailure>),
+    /// The outcome was handed out.
+    Taken,
+}
+
+impl<F> Task<F>
+where
+    F: Future + Send + Unpin + 'static,
+    F::Output: Send + 'static,
+{
     /// Sets SCHEDULED and enqueues, unless the rules say otherwise.
     fn schedule(this: &Arc<Self>) {
         // Always a read-modify-write (never a failed compare-exchange), so
@@ -212,25 +267,182 @@ impl<F: Future<Output = ()> + Send + Unpin + 'static> Task<F> {
         }
     }
 
-    /// Takes the future out and drops it, outside the lock (a future's
-    /// `Drop` may do anything, including wake this very task).
-    fn drop_future(&self) {
-        let future = lock(&self.future).take();
-        if future.is_some() {
-            let result = panic::catch_unwind(AssertUnwindSafe(|| drop(future)));
-            if let Err(payload) = result {
-                report_panic("a task's future panicked while being dropped", &*payload);
-            }
+    /// Records the outcome and wakes whoever waits for it. The old stage
+    /// (maybe the future) is dropped by the caller, outside the lock.
+    fn finish(&self, outcome: Result<F::Output, TaskFailure>) -> Stage<F> {
+        let (old, joiner) = {
+            let mut body = lock(&self.body);
+            let old = std::mem::replace(&mut body.stage, Stage::Finished(outcome));
+            (old, body.joiner.take())
+        };
+        if let Some(joiner) = joiner {
+            joiner.wake();
         }
+        old
+    }
+
+    /// Drops the future unfinished (cancelled, or the loop closes): first
+    /// the future, outside the lock (its `Drop` may do anything, even touch
+    /// this task), then the outcome "cancelled" for whoever waits.
+    fn drop_future(&self) {
+        let future = {
+            let mut body = lock(&self.body);
+            match body.stage {
+                Stage::Running(_) => std::mem::replace(&mut body.stage, Stage::Dropping),
+                _ => return,
+            }
+        };
+        let result = panic::catch_unwind(AssertUnwindSafe(|| drop(future)));
+        if let Err(payload) = result {
+            report_panic("a task's future panicked while being dropped", &*payload);
+        }
+        drop(self.finish(Err(TaskFailure::Cancelled)));
     }
 }
 
-impl<F: Future<Output = ()> + Send + Unpin + 'static> ArcWake for Task<F> {
+impl<F> ArcWake for Task<F>
+where
+    F: Future + Send + Unpin + 'static,
+    F::Output: Send + 'static,
+{
     fn wake_by_ref(this: &Arc<Self>) {
         this.header
             .shared
             .trace(this.header.id, || Event::Woken { by: wake_source() });
         Task::schedule(this);
+    }
+}
+
+impl<F> Runnable for Task<F>
+where
+    F: Future + Send + Unpin + 'static,
+    F::Output: Send + 'static,
+{
+    fn run(self: Arc<Self>, core: &LoopCore) {
+        let header = &self.header;
+        // SCHEDULED -> RUNNING, unless it is complete or cancelled.
+        let start = header
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                if s & (COMPLETE | CANCELLED) != 0 {
+                    None
+                } else {
+                    Some((s & !SCHEDULED) | RUNNING)
+                }
+            });
+        if let Err(state) = start {
+            if state & COMPLETE == 0 {
+                // Cancelled: drop the future instead of polling it.
+                header.state.store(COMPLETE, Ordering::Release);
+                header.shared.trace(header.id, || Event::Cancelled);
+                self.drop_future();
+                core.forget_task(header.slot);
+            }
+            return;
+        }
+
+        let waker = waker_ref(&self);
+        let mut cx = Context::from_waker(&waker);
+        header.shared.trace(header.id, || Event::PollStart);
+        let running_as = RunningAs::enter(&header.shared, header.id);
+        let poll = {
+            let mut body = lock(&self.body);
+            let Stage::Running(future) = &mut body.stage else {
+                unreachable!("a task that is not COMPLETE still has its future");
+            };
+            // `F` is `Unpin` (a `Pin<Box<_>>`, see `Handle::spawn_task`),
+            // so pinning it is free and needs no `unsafe`.
+            let future = Pin::new(future);
+            panic::catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx)))
+        };
+        core.polls.set(core.polls.get() + 1);
+        drop(running_as);
+        header.shared.trace(header.id, || Event::PollEnd {
+            ready: !matches!(poll, Ok(Poll::Pending)),
+        });
+
+        let outcome = match poll {
+            Ok(Poll::Pending) => {
+                // RUNNING -> idle, or -> queued again if woken meanwhile.
+                let before = header.state.fetch_and(!RUNNING, Ordering::AcqRel);
+                if before & SCHEDULED != 0 {
+                    header.shared.push(Entry::Task(self.clone()));
+                }
+                return;
+            }
+            Ok(Poll::Ready(output)) => Ok(output),
+            // The panic hook has already printed the message; the outcome
+            // keeps the payload for whoever waits (chapter 6's JoinError).
+            Err(payload) => Err(TaskFailure::Panicked(payload)),
+        };
+        header.state.store(COMPLETE, Ordering::Release);
+        header.shared.trace(header.id, || Event::Done);
+        let finished_future = self.finish(outcome);
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| drop(finished_future)));
+        if let Err(payload) = dropped {
+            report_panic("a task's future panicked while being dropped", &*payload);
+        }
+        core.forget_task(header.slot);
+    }
+
+    fn close(&self) {
+        self.header.state.store(COMPLETE, Ordering::Release);
+        self.header.shared.trace(self.header.id, || Event::Closed);
+        self.drop_future();
+    }
+
+    fn header(&self) -> &Header {
+        &self.header
+    }
+}
+
+impl<F> Joinable<F::Output> for Task<F>
+where
+    F: Future + Send + Unpin + 'static,
+    F::Output: Send + 'static,
+{
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, TaskFailure>> {
+        // The body is locked only while the loop polls this very task; if we
+        // cannot lock it here, on the loop thread, the task is awaiting its
+        // own output, which could never arrive.
+        let mut body = match self.body.try_lock() {
+            Ok(body) => body,
+            Err(std::sync::TryLockError::Poisoned(poison)) => poison.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let on_loop_thread = RUNNING_LOOP.with(|running| {
+                    running
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|core| Arc::ptr_eq(&core.shared, &self.header.shared))
+                });
+                // Only the loop thread polls, one task at a time: if this
+                // task is RUNNING and we are on the loop thread, we are
+                // inside its own poll.
+                if on_loop_thread && self.header.state.load(Ordering::Acquire) & RUNNING != 0 {
+                    panic!(
+                        "task {} awaits its own output: a task cannot wait for itself to finish",
+                        self.header.id
+                    );
+                }
+                lock(&self.body)
+            }
+        };
+        match std::mem::replace(&mut body.stage, Stage::Taken) {
+            Stage::Finished(outcome) => Poll::Ready(outcome),
+            Stage::Taken => panic!(
+                "the output of task {} was already taken: a JoinHandle must not be polled \
+                 again after it returned Ready",
+                self.header.id
+            ),
+            running => {
+                body.stage = running;
+                match &body.joiner {
+                    Some(old) if old.will_wake(cx.waker()) => {}
+                    _ => body.joiner = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -279,85 +491,6 @@ impl Drop for RunningAs {
     }
 }
 
-impl<F: Future<Output = ()> + Send + Unpin + 'static> Runnable for Task<F> {
-    fn run(self: Arc<Self>, core: &LoopCore) {
-        let header = &self.header;
-        // SCHEDULED -> RUNNING, unless it is complete or cancelled.
-        let start = header
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                if s & (COMPLETE | CANCELLED) != 0 {
-                    None
-                } else {
-                    Some((s & !SCHEDULED) | RUNNING)
-                }
-            });
-        if let Err(state) = start {
-            if state & COMPLETE == 0 {
-                // Cancelled: drop the future instead of polling it.
-                header.state.store(COMPLETE, Ordering::Release);
-                header.shared.trace(header.id, || Event::Cancelled);
-                self.drop_future();
-                core.forget_task(header.slot);
-            }
-            return;
-        }
-
-        let waker = waker_ref(&self);
-        let mut cx = Context::from_waker(&waker);
-        header.shared.trace(header.id, || Event::PollStart);
-        let running_as = RunningAs::enter(&header.shared, header.id);
-        let poll = {
-            let mut slot = lock(&self.future);
-            let Some(future) = slot.as_mut() else {
-                unreachable!("a task that is not COMPLETE still has its future");
-            };
-            // `F` is `Unpin` (a `Pin<Box<_>>`, see `Handle::spawn_detached`),
-            // so pinning it is free and needs no `unsafe`.
-            let future = Pin::new(future);
-            panic::catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx)))
-        };
-        core.polls.set(core.polls.get() + 1);
-        drop(running_as);
-        header.shared.trace(header.id, || Event::PollEnd {
-            ready: !matches!(poll, Ok(Poll::Pending)),
-        });
-
-        match poll {
-            Ok(Poll::Pending) => {
-                // RUNNING -> idle, or -> queued again if woken meanwhile.
-                let before = header.state.fetch_and(!RUNNING, Ordering::AcqRel);
-                if before & SCHEDULED != 0 {
-                    header.shared.push(Entry::Task(self.clone()));
-                }
-            }
-            Ok(Poll::Ready(())) => {
-                header.state.store(COMPLETE, Ordering::Release);
-                header.shared.trace(header.id, || Event::Done);
-                self.drop_future();
-                core.forget_task(header.slot);
-            }
-            Err(payload) => {
-                header.state.store(COMPLETE, Ordering::Release);
-                header.shared.trace(header.id, || Event::Done);
-                report_panic(&format!("task {} panicked", header.id), &*payload);
-                self.drop_future();
-                core.forget_task(header.slot);
-            }
-        }
-    }
-
-    fn close(&self) {
-        self.header.state.store(COMPLETE, Ordering::Release);
-        self.header.shared.trace(self.header.id, || Event::Closed);
-        self.drop_future();
-    }
-
-    fn header(&self) -> &Header {
-        &self.header
-    }
-}
-
 /// Writes a panic's message to stderr: the loop reports it and carries on.
 fn report_panic(what: &str, payload: &(dyn std::any::Any + Send)) {
     eprintln!("tiny-asyncio: {what}: {}", panic_message(payload));
@@ -394,7 +527,11 @@ struct LoopCore {
 }
 
 impl LoopCore {
-    fn spawn<F: Future<Output = ()> + Send + Unpin + 'static>(&self, future: F) -> TaskRef {
+    fn spawn<F>(&self, future: F) -> TaskRef<F::Output>
+    where
+        F: Future + Send + Unpin + 'static,
+        F::Output: Send + 'static,
+    {
         assert!(
             !self.closed.get(),
             "spawn: the event loop is closed; a closed loop runs no new tasks"
@@ -413,7 +550,10 @@ impl LoopCore {
                 id,
                 shared: self.shared.clone(),
             },
-            future: Mutex::new(Some(future)),
+            body: Mutex::new(Body {
+                stage: Stage::Running(future),
+                joiner: None,
+            }),
         });
         {
             let mut tasks = self.tasks.borrow_mut();
@@ -782,10 +922,24 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// Spawns a task that nobody waits for (see the module docs): it runs
-    /// from the loop's next turn on. Chapter 6 builds `spawn` on this.
-    pub fn spawn_detached<F: Future<Output = ()> + Send + 'static>(&self, future: F) -> TaskRef {
+    /// Spawns `future` as a task: it joins the back of the run queue and
+    /// runs nothing until the spawner's poll ends (asyncio's
+    /// `create_task`). The [`TaskRef`] can cancel it and, once it has
+    /// finished, hand out its output. Chapter 6 builds `spawn` on this.
+    ///
+    /// # Panics
+    /// If the loop is closed.
+    pub fn spawn_task<F>(&self, future: F) -> TaskRef<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         self.core.spawn(Box::pin(future))
+    }
+
+    /// Spawns a task whose output nobody wants (see [`Handle::spawn_task`]).
+    pub fn spawn_detached<F: Future<Output = ()> + Send + 'static>(&self, future: F) -> TaskRef {
+        self.spawn_task(future)
     }
 
     /// The loop's time (see [`EventLoop::time`]).
@@ -958,13 +1112,21 @@ pub fn spawn_detached<F: Future<Output = ()> + Send + 'static>(future: F) -> Tas
     expect_running_loop("spawn_detached").spawn_detached(future)
 }
 
-/// A reference to a spawned task: cancel it, or ask whether it finished.
-#[derive(Clone)]
-pub struct TaskRef {
-    task: Arc<dyn Runnable>,
+/// A reference to a spawned task: cancel it, ask whether it finished, and
+/// take its output once it has.
+pub struct TaskRef<T = ()> {
+    task: Arc<dyn Joinable<T>>,
 }
 
-impl TaskRef {
+impl<T> Clone for TaskRef<T> {
+    fn clone(&self) -> Self {
+        TaskRef {
+            task: self.task.clone(),
+        }
+    }
+}
+
+impl<T> TaskRef<T> {
     /// Asks the loop to cancel the task: on the loop's next pass its future
     /// is dropped instead of polled (asyncio's `task.cancel()` likewise only
     /// schedules the cancellation). A task that already finished is left
@@ -976,7 +1138,8 @@ impl TaskRef {
             .state
             .fetch_or(CANCELLED | SCHEDULED, Ordering::AcqRel);
         if previous & (SCHEDULED | RUNNING | COMPLETE) == 0 {
-            header.shared.push(Entry::Task(self.task.clone()));
+            let runnable: Arc<dyn Runnable> = self.task.clone();
+            header.shared.push(Entry::Task(runnable));
         }
     }
 
@@ -989,9 +1152,18 @@ impl TaskRef {
     pub fn id(&self) -> u64 {
         self.task.header().id
     }
+
+    /// Takes the task's outcome if it has finished; otherwise remembers
+    /// `cx`'s waker, to be woken when it does.
+    ///
+    /// # Panics
+    /// If the outcome was already taken, or if a task waits for itself.
+    pub fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskFailure>> {
+        self.task.poll_output(cx)
+    }
 }
 
-impl fmt::Debug for TaskRef {
+impl<T> fmt::Debug for TaskRef<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskRef")
             .field("id", &self.id())

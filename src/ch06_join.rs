@@ -8,47 +8,46 @@
 //! spawned task hand its result to whoever awaits it, and what if it never
 //! finishes: it is cancelled, it panics, or the loop closes under it?
 //!
-//! **The idea.** [`spawn`] wraps the user's future in a small `async` block
-//! and spawns that with chapter 5's `spawn_detached`. The wrapper and the
-//! [`JoinHandle`] share a **slot** (a `Mutex` with the result and the waker
-//! of whoever awaits the handle):
+//! **The idea.** Chapter 5's task already keeps its outcome: when its
+//! future returns, the loop stores the output in the task and wakes whoever
+//! registered interest; when it panics, the loop catches the panic
+//! (`catch_unwind`) and stores the payload; when the task is dropped before
+//! finishing (cancelled, or its loop closed), the loop stores "cancelled".
+//! Chapter 5 promised that a task's future is dropped exactly once, so
+//! exactly one of the three happens: **every handle resolves exactly once**.
 //!
-//! * when the future returns, the wrapper puts `Ok(value)` in the slot and
-//!   wakes the awaiter;
-//! * when the future panics, the wrapper catches the panic
-//!   (`catch_unwind`) and puts [`JoinError`] "panicked" in the slot; every
-//!   other task runs on;
-//! * when the task is dropped before finishing (aborted, or its loop
-//!   closed), a guard inside the wrapper notices in its `Drop` and puts
-//!   `JoinError` "cancelled" in the slot. Chapter 5 promised that a task's
-//!   future is dropped exactly once, so exactly one of the three happens:
-//!   **every handle resolves exactly once**.
+//! This chapter turns that into an API people can hold: [`spawn`] returns a
+//! [`JoinHandle`], a `Future` whose output is `Ok(value)` or a [`JoinError`]
+//! that tells cancelled from panicked, and whose `poll` is one call to
+//! chapter 5's `TaskRef::poll_output`. Every other task runs on after a
+//! panic: the loop caught it, and only the handle hears about it.
 //!
 //! [`JoinHandle::abort`] is chapter 5's `TaskRef::cancel`: on the loop's
 //! next pass the task's future is dropped, which drops whatever it was
-//! awaiting (a `Sleep` cancels its timer), then the guard resolves the
-//! handle. Dropping a `JoinHandle` *detaches* the task: it runs on, owned
+//! awaiting (a `Sleep` cancels its timer), and then the handle resolves
+//! as cancelled. Dropping a `JoinHandle` *detaches* the task: it runs on, owned
 //! by the loop, and its result is thrown away (asyncio keeps a task alive
 //! only while someone references it; here the loop always does).
 //!
 //! **What the next chapter needs from this one.** `gather` (chapter 7)
 //! awaits many futures, `JoinHandle`s among them; `timeout` (chapter 8)
 //! relies on "dropping a future cancels it"; the thread pool (chapter 9)
-//! resolves `JoinHandle`s from worker threads, so the slot is `Send`.
+//! resolves `JoinHandle`s from worker threads: for work that is not a
+//! task on the loop, a [`JoinSlot`] (a result and a waker under a lock)
+//! plays the task's part.
 
 #![forbid(unsafe_code)]
 
 use std::any::Any;
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::panic::{self, AssertUnwindSafe};
-use std::pin::{Pin, pin};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use crate::ch03_waker::lock;
-use crate::ch05_event_loop::{Handle, TaskRef, expect_running_loop, panic_message};
+use crate::ch05_event_loop::{Handle, TaskFailure, TaskRef, expect_running_loop, panic_message};
 
 /// Why a task gave no result.
 pub struct JoinError {
@@ -236,18 +235,19 @@ impl<T> JoinSlot<T> {
 /// cancelled or panicked. Dropping it detaches the task.
 #[must_use = "dropping a JoinHandle detaches the task; await it to get its result"]
 pub struct JoinHandle<T> {
-    slot: Arc<JoinSlot<T>>,
-    cancel: Canceller,
+    source: Source<T>,
     id: u64,
 }
 
-/// How a handle cancels the work behind it.
-#[derive(Clone)]
-enum Canceller {
-    /// A task on the loop.
-    Task(TaskRef),
-    /// Something else (chapter 9's queued jobs): a flag to set.
-    Flag(Arc<AtomicBool>),
+/// Where the result comes from, and how to cancel the work behind it.
+enum Source<T> {
+    /// A task on the loop, which keeps its own outcome.
+    Task(TaskRef<T>),
+    /// Other work (chapter 9's pool jobs): a slot to read, a flag to set.
+    Slot {
+        slot: Arc<JoinSlot<T>>,
+        cancelled: Arc<AtomicBool>,
+    },
 }
 
 impl<T> JoinHandle<T> {
@@ -256,8 +256,7 @@ impl<T> JoinHandle<T> {
     /// and fills `slot`.
     pub fn from_slot(slot: Arc<JoinSlot<T>>, cancelled: Arc<AtomicBool>, id: u64) -> Self {
         JoinHandle {
-            slot,
-            cancel: Canceller::Flag(cancelled),
+            source: Source::Slot { slot, cancelled },
             id,
         }
     }
@@ -267,15 +266,18 @@ impl<T> JoinHandle<T> {
     /// and the handle gives `JoinError` "cancelled". Idempotent; a task that
     /// already finished keeps its result.
     pub fn abort(&self) {
-        match &self.cancel {
-            Canceller::Task(task) => task.cancel(),
-            Canceller::Flag(flag) => flag.store(true, Ordering::Release),
+        match &self.source {
+            Source::Task(task) => task.cancel(),
+            Source::Slot { cancelled, .. } => cancelled.store(true, Ordering::Release),
         }
     }
 
     /// Whether the task has finished (its result, or its error, is ready).
     pub fn is_finished(&self) -> bool {
-        self.slot.is_finished()
+        match &self.source {
+            Source::Task(task) => task.is_finished(),
+            Source::Slot { slot, .. } => slot.is_finished(),
+        }
     }
 
     /// The task's number (1 for the loop's first task …).
@@ -288,7 +290,14 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.slot.poll_take(cx, self.id)
+        let id = self.id;
+        match &self.source {
+            Source::Task(task) => task.poll_output(cx).map_err(|failure| match failure {
+                TaskFailure::Cancelled => JoinError::cancelled(id),
+                TaskFailure::Panicked(payload) => JoinError::panicked(id, payload),
+            }),
+            Source::Slot { slot, .. } => slot.poll_take(cx, id),
+        }
     }
 }
 
@@ -298,21 +307,6 @@ impl<T> fmt::Debug for JoinHandle<T> {
             .field("id", &self.id)
             .field("finished", &self.is_finished())
             .finish()
-    }
-}
-
-/// Resolves the slot as "cancelled" if the task is dropped before it
-/// finished. It lives inside the task's wrapper future, declared before the
-/// user's future, so the user's future is dropped first.
-struct CancelOnDrop<T> {
-    slot: Arc<JoinSlot<T>>,
-}
-
-impl<T> Drop for CancelOnDrop<T> {
-    fn drop(&mut self) {
-        // A no-op if the task already put its result there.
-        let id = self.slot.task_id();
-        self.slot.complete(Err(JoinError::cancelled(id)));
     }
 }
 
@@ -336,35 +330,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let slot = JoinSlot::new();
-    // Made before the task, so that even a task dropped before its first
-    // poll (aborted at once, or its loop closed) resolves its handle.
-    let guard = CancelOnDrop { slot: slot.clone() };
-    let task = handle.spawn_detached(async move {
-        // Moved into a local, declared before `future`: locals drop in
-        // reverse order, so the user's future is dropped before the guard
-        // reports the cancellation.
-        let guard = guard;
-        let mut future = pin!(future);
-        // Poll the user's future, catching a panic so the loop runs on.
-        let result = poll_fn(|cx| {
-            match panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                Ok(Poll::Pending) => Poll::Pending,
-                Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
-                Err(payload) => {
-                    let id = guard.slot.task_id();
-                    Poll::Ready(Err(JoinError::panicked(id, payload)))
-                }
-            }
-        })
-        .await;
-        guard.slot.complete(result);
-    });
-    let id = task.id();
-    slot.set_task_id(id);
+    let task = handle.spawn_task(future);
     JoinHandle {
-        slot,
-        cancel: Canceller::Task(task),
-        id,
+        id: task.id(),
+        source: Source::Task(task),
     }
 }
