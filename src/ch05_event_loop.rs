@@ -730,18 +730,31 @@ impl EventLoop {
                         lock(&core.shared.queue).main_scheduled = false;
                         core.shared.trace(trace::MAIN, || Event::PollStart);
                         let running_as = RunningAs::enter(&core.shared, trace::MAIN);
-                        let poll = future.as_mut().poll(&mut main_cx);
+                        // A panic is caught only to leave the loop as a return
+                        // does: the tasks this pass had not run yet are still
+                        // SCHEDULED, so they must go back in the queue, or no
+                        // wake could ever queue them again.
+                        let poll = panic::catch_unwind(AssertUnwindSafe(|| {
+                            future.as_mut().poll(&mut main_cx)
+                        }));
                         drop(running_as);
                         core.shared.trace(trace::MAIN, || Event::PollEnd {
-                            ready: poll.is_ready(),
+                            ready: !matches!(poll, Ok(Poll::Pending)),
                         });
-                        if let Poll::Ready(output) = poll {
-                            // Put back what this pass had not run yet, in order.
+                        if let Ok(Poll::Pending) = poll {
+                            continue;
+                        }
+                        // Put back what this pass had not run yet, in order.
+                        {
                             let mut queue = lock(&core.shared.queue);
                             while let Some(entry) = batch.pop_back() {
                                 queue.entries.push_front(entry);
                             }
-                            return output;
+                        }
+                        match poll {
+                            Ok(Poll::Ready(output)) => return output,
+                            Err(payload) => panic::resume_unwind(payload),
+                            Ok(Poll::Pending) => unreachable!("handled above"),
                         }
                     }
                 }
