@@ -71,7 +71,7 @@ use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::{Pin, pin};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -103,12 +103,30 @@ pub mod state {
     /// takes the task from the queue it drops the future instead of polling
     /// it, and the task becomes COMPLETE.
     pub const CANCELLED: u8 = 1 << 3;
+    /// The task's outcome (output, panic or "cancelled") is stored and its
+    /// future is gone. *Rule:* set last, after the future was dropped, so
+    /// whoever sees it (a `JoinHandle`'s `is_finished`) knows that nothing
+    /// of the task's future is still alive.
+    pub const OUTCOME: u8 = 1 << 4;
 }
-use state::{CANCELLED, COMPLETE, RUNNING, SCHEDULED};
+use state::{CANCELLED, COMPLETE, OUTCOME, RUNNING, SCHEDULED};
 
 /// What the loop thread and waking threads share: the run queue.
+///
+/// The queue has two halves. Wakes from *other* threads (the timer thread,
+/// a pool thread) go to `queue`, under its lock. Wakes on the loop's own
+/// thread while it runs (a task waking another, a spawn, a virtual timer)
+/// go to a thread-local queue that needs no lock at all (`LOCAL_QUEUE`).
+/// Each pass of the loop takes both. The split is only a speed-up: most
+/// wakes happen on the loop thread, and a lock per wake was the biggest
+/// single cost of a wake.
 struct Shared {
     queue: Mutex<Queue>,
+    /// Whether `queue` may hold entries: lets a pass skip the lock when
+    /// no other thread woke anything. Written under the lock.
+    has_remote: AtomicBool,
+    /// The main future is queued (at most once, like a task).
+    main_scheduled: AtomicBool,
     /// Where the loop thread sleeps when it has nothing to do.
     signal: Signal,
     /// Outside work that has promised to wake a task (see [`KeepAwake`]).
@@ -127,8 +145,6 @@ struct Queue {
     /// empty, I will sleep" and "I enqueued, is it asleep?" cannot miss each
     /// other: that is what makes a lost wake-up impossible.
     parked: bool,
-    /// The main future was woken and is queued (at most once, like a task).
-    main_scheduled: bool,
     /// The loop is closed: wakes enqueue nothing any more.
     closed: bool,
 }
@@ -151,23 +167,100 @@ impl Shared {
     /// Puts an entry at the back of the queue and rouses the loop thread if
     /// it sleeps. Never blocks for long, never polls: safe from any thread.
     fn push(&self, entry: Entry) {
+        // On the loop's own thread, while it runs: no lock, no wake-up.
+        let Err(entry) = LOCAL_QUEUE.with(|local| local.try_push(self, entry)) else {
+            return;
+        };
         let wake_loop = {
             let mut queue = lock(&self.queue);
             if queue.closed {
                 false
             } else {
-                if matches!(entry, Entry::Main) {
-                    if queue.main_scheduled {
-                        return;
-                    }
-                    queue.main_scheduled = true;
-                }
                 queue.entries.push_back(entry);
+                self.has_remote.store(true, Ordering::Release);
                 std::mem::take(&mut queue.parked)
             }
         };
         if wake_loop {
             self.signal.notify();
+        }
+    }
+
+    /// Queues the main future's turn, unless it is queued already.
+    fn push_main(&self) {
+        if !self.main_scheduled.swap(true, Ordering::AcqRel) {
+            self.push(Entry::Main);
+        }
+    }
+
+    /// Moves everything other threads queued to the back of `batch`.
+    fn take_remote(&self, batch: &mut VecDeque<Entry>) {
+        if self.has_remote.load(Ordering::Acquire) {
+            let mut queue = lock(&self.queue);
+            batch.extend(queue.entries.drain(..));
+            self.has_remote.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The lock-free half of the run queue, for the loop running on this
+/// thread (one at most: loops do not nest).
+struct LocalQueue {
+    /// The address of the running loop's `Shared`, or 0.
+    owner: Cell<usize>,
+    entries: RefCell<VecDeque<Entry>>,
+}
+
+impl LocalQueue {
+    fn try_push(&self, shared: &Shared, entry: Entry) -> Result<(), Entry> {
+        if self.owner.get() == std::ptr::from_ref(shared) as usize {
+            let mut entries = self.entries.borrow_mut();
+            // Keep FIFO across the two halves: a wake from another thread
+            // that happened before this one (so its flag is visible here)
+            // must run first. It costs one atomic load per local wake.
+            shared.take_remote(&mut entries);
+            entries.push_back(entry);
+            Ok(())
+        } else {
+            Err(entry)
+        }
+    }
+}
+
+thread_local! {
+    /// See [`Shared`]: wakes on the loop's thread land here.
+    static LOCAL_QUEUE: LocalQueue = const {
+        LocalQueue {
+            owner: Cell::new(0),
+            entries: RefCell::new(VecDeque::new()),
+        }
+    };
+}
+
+/// Makes this thread's local queue serve a loop while it runs; afterwards,
+/// hands what is left in it to the shared queue, so that nothing queued is
+/// lost between two `run_until_complete` calls.
+struct LocalQueueGuard<'a> {
+    shared: &'a Shared,
+}
+
+impl<'a> LocalQueueGuard<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        LOCAL_QUEUE.with(|local| local.owner.set(std::ptr::from_ref(shared) as usize));
+        LocalQueueGuard { shared }
+    }
+}
+
+impl Drop for LocalQueueGuard<'_> {
+    fn drop(&mut self) {
+        let leftovers = LOCAL_QUEUE.with(|local| {
+            local.owner.set(0);
+            std::mem::take(&mut *local.entries.borrow_mut())
+        });
+        if !leftovers.is_empty() {
+            let mut queue = lock(&self.shared.queue);
+            queue.entries.extend(leftovers);
+            self.shared.has_remote.store(true, Ordering::Release);
         }
     }
 }
@@ -267,36 +360,33 @@ where
         }
     }
 
-    /// Records the outcome and wakes whoever waits for it. The old stage
-    /// (maybe the future) is dropped by the caller, outside the lock.
-    fn finish(&self, outcome: Result<F::Output, TaskFailure>) -> Stage<F> {
-        let (old, joiner) = {
-            let mut body = lock(&self.body);
-            let old = std::mem::replace(&mut body.stage, Stage::Finished(outcome));
-            (old, body.joiner.take())
-        };
-        if let Some(joiner) = joiner {
-            joiner.wake();
-        }
-        old
-    }
-
-    /// Drops the future unfinished (cancelled, or the loop closes): first
-    /// the future, outside the lock (its `Drop` may do anything, even touch
-    /// this task), then the outcome "cancelled" for whoever waits.
-    fn drop_future(&self) {
+    /// Drops the future (if it is still there), then stores `outcome` and
+    /// wakes whoever waits for it. In that order, always: when a handle
+    /// resolves, nothing of the task's future is alive any more. The future
+    /// is dropped outside the lock, since its `Drop` may do anything, even
+    /// touch this task.
+    fn end(&self, outcome: Result<F::Output, TaskFailure>) {
         let future = {
             let mut body = lock(&self.body);
             match body.stage {
                 Stage::Running(_) => std::mem::replace(&mut body.stage, Stage::Dropping),
+                // Ended already: there is exactly one outcome.
                 _ => return,
             }
         };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| drop(future)));
-        if let Err(payload) = result {
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| drop(future)));
+        if let Err(payload) = dropped {
             report_panic("a task's future panicked while being dropped", &*payload);
         }
-        drop(self.finish(Err(TaskFailure::Cancelled)));
+        let joiner = {
+            let mut body = lock(&self.body);
+            body.stage = Stage::Finished(outcome);
+            body.joiner.take()
+        };
+        self.header.state.fetch_or(OUTCOME, Ordering::AcqRel);
+        if let Some(joiner) = joiner {
+            joiner.wake();
+        }
     }
 }
 
@@ -335,7 +425,7 @@ where
                 // Cancelled: drop the future instead of polling it.
                 header.state.store(COMPLETE, Ordering::Release);
                 header.shared.trace(header.id, || Event::Cancelled);
-                self.drop_future();
+                self.end(Err(TaskFailure::Cancelled));
                 core.forget_task(header.slot);
             }
             return;
@@ -377,18 +467,14 @@ where
         };
         header.state.store(COMPLETE, Ordering::Release);
         header.shared.trace(header.id, || Event::Done);
-        let finished_future = self.finish(outcome);
-        let dropped = panic::catch_unwind(AssertUnwindSafe(|| drop(finished_future)));
-        if let Err(payload) = dropped {
-            report_panic("a task's future panicked while being dropped", &*payload);
-        }
+        self.end(outcome);
         core.forget_task(header.slot);
     }
 
     fn close(&self) {
         self.header.state.store(COMPLETE, Ordering::Release);
         self.header.shared.trace(self.header.id, || Event::Closed);
-        self.drop_future();
+        self.end(Err(TaskFailure::Cancelled));
     }
 
     fn header(&self) -> &Header {
@@ -430,8 +516,8 @@ where
         match std::mem::replace(&mut body.stage, Stage::Taken) {
             Stage::Finished(outcome) => Poll::Ready(outcome),
             Stage::Taken => panic!(
-                "the output of task {} was already taken: a JoinHandle must not be polled \
-                 again after it returned Ready",
+                "JoinHandle for task {} polled after it returned its result: a finished \
+                 future must not be polled again",
                 self.header.id
             ),
             running => {
@@ -643,9 +729,10 @@ impl EventLoop {
             queue: Mutex::new(Queue {
                 entries: VecDeque::new(),
                 parked: false,
-                main_scheduled: false,
                 closed: false,
             }),
+            has_remote: AtomicBool::new(false),
+            main_scheduled: AtomicBool::new(false),
             signal: Signal::new(),
             outside_work: AtomicUsize::new(0),
             clock: clock.clone(),
@@ -708,16 +795,15 @@ impl EventLoop {
             shared: self.core.shared.clone(),
         }));
         let mut main_cx = Context::from_waker(&main_waker);
-        self.core.shared.push(Entry::Main);
-
         let core = &*self.core;
+        let _local_queue = LocalQueueGuard::enter(&core.shared);
+        core.shared.push_main();
+
         let mut batch = VecDeque::new();
         loop {
             // One pass: everything queued now, in order; later wakes wait.
-            {
-                let mut queue = lock(&core.shared.queue);
-                std::mem::swap(&mut batch, &mut queue.entries);
-            }
+            LOCAL_QUEUE.with(|local| std::mem::swap(&mut batch, &mut *local.entries.borrow_mut()));
+            core.shared.take_remote(&mut batch);
             if batch.is_empty() {
                 self.idle();
                 continue;
@@ -727,7 +813,7 @@ impl EventLoop {
                 match entry {
                     Entry::Task(task) => task.run(core),
                     Entry::Main => {
-                        lock(&core.shared.queue).main_scheduled = false;
+                        core.shared.main_scheduled.store(false, Ordering::Release);
                         core.shared.trace(trace::MAIN, || Event::PollStart);
                         let running_as = RunningAs::enter(&core.shared, trace::MAIN);
                         // A panic is caught only to leave the loop as a return
@@ -750,6 +836,7 @@ impl EventLoop {
                             while let Some(entry) = batch.pop_back() {
                                 queue.entries.push_front(entry);
                             }
+                            core.shared.has_remote.store(true, Ordering::Release);
                         }
                         match poll {
                             Ok(Poll::Ready(output)) => return output,
@@ -913,7 +1000,7 @@ impl ArcWake for MainWaker {
     fn wake_by_ref(this: &Arc<Self>) {
         this.shared
             .trace(trace::MAIN, || Event::Woken { by: wake_source() });
-        this.shared.push(Entry::Main);
+        this.shared.push_main();
     }
 }
 
@@ -1164,9 +1251,10 @@ impl<T> TaskRef<T> {
         }
     }
 
-    /// Whether the task has finished (completed, cancelled, or closed).
+    /// Whether the task has finished (completed, cancelled, or closed) and
+    /// its outcome is ready to take; by then its future has been dropped.
     pub fn is_finished(&self) -> bool {
-        self.task.header().state.load(Ordering::Acquire) & COMPLETE != 0
+        self.task.header().state.load(Ordering::Acquire) & OUTCOME != 0
     }
 
     /// The task's number: 1 for the loop's first task, 2 for the next …
