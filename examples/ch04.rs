@@ -129,6 +129,8 @@ impl Side {
 /// What one side measured, as the child prints it on one line.
 struct Measured {
     threads: usize,
+    passes: usize,
+    polls: usize,
     wall: Duration,
     cpu: Duration,
     start_rss_kb: u64,
@@ -138,19 +140,36 @@ struct Measured {
 /// A boxed future of `()`, so both kinds of sleep fit in one `Vec`.
 type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
 
-/// Waits for all `futures` at once, and returns how many threads the process
-/// had right after the first pass (when every sleep has started).
+/// What `join_all` saw: the threads right after its first pass (when every
+/// sleep has started), how many passes it made and how many polls in all.
+#[derive(Clone, Copy)]
+struct JoinStats {
+    threads: usize,
+    passes: usize,
+    polls: usize,
+}
+
+/// Waits for all `futures` at once.
 ///
-/// A stand-in: every wake re-polls every future still pending. Chapter 7's
-/// `gather` does this properly, with a waker per future, so that a wake
-/// polls only the future it is for.
-async fn join_all(mut futures: Vec<BoxFuture>) -> usize {
-    let mut threads_after_first_pass = None;
+/// A stand-in: every wake re-polls every future still pending, so its cost
+/// grows with (separate wake-ups) × (futures left); the stats show it.
+/// Chapter 7's `gather` does this properly, with a waker per future, so that
+/// a wake polls only the future it is for.
+async fn join_all(mut futures: Vec<BoxFuture>) -> JoinStats {
+    let mut stats = JoinStats {
+        threads: 0,
+        passes: 0,
+        polls: 0,
+    };
     std::future::poll_fn(move |cx| {
+        stats.passes += 1;
+        stats.polls += futures.len();
         futures.retain_mut(|fut| fut.as_mut().poll(cx).is_pending());
-        let threads = *threads_after_first_pass.get_or_insert_with(count_threads);
+        if stats.passes == 1 {
+            stats.threads = count_threads();
+        }
         if futures.is_empty() {
-            Poll::Ready(threads)
+            Poll::Ready(stats)
         } else {
             Poll::Pending
         }
@@ -203,9 +222,11 @@ fn measure(side: Side) -> Measured {
             }
         })
         .collect();
-    let threads = block_on(join_all(futures));
+    let stats = block_on(join_all(futures));
     Measured {
-        threads,
+        threads: stats.threads,
+        passes: stats.passes,
+        polls: stats.polls,
         wall: start.elapsed(),
         cpu: cpu_time(),
         start_rss_kb,
@@ -240,8 +261,10 @@ fn measure_in_child(side: Side) -> Measured {
 
 fn print_measured(m: &Measured) {
     println!(
-        "threads={} wall_us={} cpu_ms={} start_rss_kb={} peak_kb={}",
+        "threads={} passes={} polls={} wall_us={} cpu_ms={} start_rss_kb={} peak_kb={}",
         m.threads,
+        m.passes,
+        m.polls,
         m.wall.as_micros(),
         m.cpu.as_millis(),
         m.start_rss_kb,
@@ -258,6 +281,8 @@ fn parse_measured(line: &str) -> Option<Measured> {
     };
     Some(Measured {
         threads: usize::try_from(field("threads")?).ok()?,
+        passes: usize::try_from(field("passes")?).ok()?,
+        polls: usize::try_from(field("polls")?).ok()?,
         wall: Duration::from_micros(field("wall_us")?),
         cpu: Duration::from_millis(field("cpu_ms")?),
         start_rss_kb: field("start_rss_kb")?,
@@ -306,6 +331,12 @@ fn compare() {
     let secs = |d: Duration| format!("{:.3} s", d.as_secs_f64());
     row("걸린 시간", secs(threads.wall), secs(wheel.wall));
     row("CPU 시간 (user + sys)", secs(threads.cpu), secs(wheel.cpu));
+    let passes = |m: &Measured| format!("{} / {}", m.passes, m.polls);
+    row(
+        "join_all의 poll 횟수 / 안쪽 poll 수",
+        passes(&threads),
+        passes(&wheel),
+    );
     let mem = |kb: u64| format!("{:.1} MiB", mib(kb));
     row(
         "최대 메모리 (VmHWM)",
@@ -328,6 +359,9 @@ fn compare() {
     );
     println!(
         "ThreadSleep은 잠마다 OS 스레드를 하나씩 띄운다 (+ main). Sleep은 main과 tiny-asyncio-timer 스레드 하나로 모든 잠을 처리한다."
+    );
+    println!(
+        "스레드들은 하나씩 따로 깨우고, 타이머 스레드는 때가 된 잠을 한꺼번에 깨운다. 깨어날 때마다 남은 future를 모두 다시 poll하는 join_all의 비용도 CPU 시간에 들어 있다 (7장의 gather는 깨어난 것만 poll한다)."
     );
 }
 
