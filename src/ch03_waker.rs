@@ -292,6 +292,19 @@ impl ThreadSleep {
     }
 }
 
+impl Drop for ThreadSleep {
+    fn drop(&mut self) {
+        // Take the waker back, so that the thread, when its nap ends, finds
+        // nobody to wake (and the waker, which may keep a whole task alive,
+        // is released now rather than at the deadline).
+        if let Some(shared) = &self.shared {
+            let waker = lock(shared).waker.take();
+            // Dropped outside the lock: dropping a waker may run arbitrary code.
+            drop(waker);
+        }
+    }
+}
+
 /// `ThreadSleep::new(duration)`, as a function to read like `asyncio.sleep`.
 pub fn thread_sleep(duration: Duration) -> ThreadSleep {
     ThreadSleep::new(duration)

@@ -1,0 +1,428 @@
+//! Chapter 4: one timer thread for every sleep, in real time.
+//!
+//! Replays E003-1 (`before wait`, a 1 s sleep, `after wait 1 second`), E002-5
+//! (`task_with_delay(1)` awaited twice: 2 s) and E004-5 (`say_after(1,
+//! 'hello')` then `say_after(2, 'world')`, awaited in turn: 3 s) with
+//! `tiny_asyncio::sleep` on the timer wheel, driven by chapter 3's
+//! `block_on`. Every wake now comes from the one `tiny-asyncio-timer` thread.
+//!
+//! Then it makes the chapter's reason visible: 10,000 sleeps of 1 s at once,
+//! first with chapter 3's `ThreadSleep` (a thread each), then with the
+//! wheel's `Sleep`. (One second, because starting 10,000 threads takes a few
+//! hundred milliseconds, and the first ones must still be asleep when the
+//! last one starts.) Each side runs in a child process (this example run
+//! again with `--side threads` or `--side wheel`), so that its peak memory
+//! (`VmHWM` in `/proc/self/status`, which only grows) is its own. About 9 s
+//! in all; Linux only (it reads `/proc`).
+//!
+//! ```text
+//! cargo run --example ch04
+//! cargo run --example ch04 -- --side wheel     # one side only
+//! ```
+use std::pin::Pin;
+use std::process::Command;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use tiny_asyncio::ch03_waker::{ArcWake, thread_sleep, waker_from_arc};
+use tiny_asyncio::{block_on, sleep};
+
+/// The documents' unit of waiting.
+const SECOND: Duration = Duration::from_secs(1);
+
+/// How many sleeps run at once in the comparison, and for how long each.
+const MANY: usize = 10_000;
+const NAP: Duration = Duration::from_secs(1);
+
+/// Prints lines stamped with the time since it was made.
+struct Stamp(Instant);
+
+impl Stamp {
+    fn now() -> Self {
+        Stamp(Instant::now())
+    }
+    fn line(&self, text: &str) {
+        println!("[{:7.3}s] {text}", self.0.elapsed().as_secs_f64());
+    }
+    fn elapsed(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+}
+
+/// Hands the future a waker of our own that prints which thread woke it,
+/// then passes the wake on to `block_on`'s waker.
+struct ShowWakes<'a, F> {
+    inner: Pin<Box<F>>,
+    stamp: &'a Stamp,
+}
+
+struct PrintingWaker {
+    inner: Waker,
+    start: Instant,
+}
+
+impl ArcWake for PrintingWaker {
+    fn wake_by_ref(this: &Arc<Self>) {
+        let thread = std::thread::current();
+        println!(
+            "[{:7.3}s]     ({} 스레드) waker.wake()",
+            this.start.elapsed().as_secs_f64(),
+            thread.name().unwrap_or("이름 없는")
+        );
+        this.inner.wake_by_ref();
+    }
+}
+
+impl<F: Future> Future for ShowWakes<'_, F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let waker = waker_from_arc(Arc::new(PrintingWaker {
+            inner: cx.waker().clone(),
+            start: self.stamp.0,
+        }));
+        self.inner.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+}
+
+fn block_on_showing_wakes<F: Future>(stamp: &Stamp, fut: F) -> F::Output {
+    block_on(ShowWakes {
+        inner: Box::pin(fut),
+        stamp,
+    })
+}
+
+// E002-5 ---------------------------------------------------------------------
+
+async fn task_with_delay(seconds: u32, stamp: &Stamp) -> u32 {
+    stamp.line(&format!("{seconds}초 대기 작업 시작"));
+    sleep(SECOND * seconds).await;
+    stamp.line(&format!("{seconds}초 대기 작업 종료"));
+    seconds
+}
+
+// E004-5 ---------------------------------------------------------------------
+
+async fn say_after(delay: u32, what: &str, stamp: &Stamp) {
+    sleep(SECOND * delay).await;
+    stamp.line(what);
+}
+
+// 10,000 sleeps ----------------------------------------------------------------
+
+/// Which kind of sleep a child process measures.
+#[derive(Clone, Copy)]
+enum Side {
+    Threads,
+    Wheel,
+}
+
+impl Side {
+    fn arg(self) -> &'static str {
+        match self {
+            Side::Threads => "threads",
+            Side::Wheel => "wheel",
+        }
+    }
+}
+
+/// What one side measured, as the child prints it on one line.
+struct Measured {
+    threads: usize,
+    passes: usize,
+    polls: usize,
+    wall: Duration,
+    cpu: Duration,
+    start_rss_kb: u64,
+    peak_kb: u64,
+}
+
+/// A boxed future of `()`, so both kinds of sleep fit in one `Vec`.
+type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// What `join_all` saw: the threads right after its first pass (when every
+/// sleep has started), how many passes it made and how many polls in all.
+#[derive(Clone, Copy)]
+struct JoinStats {
+    threads: usize,
+    passes: usize,
+    polls: usize,
+}
+
+/// Waits for all `futures` at once.
+///
+/// A stand-in: every wake re-polls every future still pending, so its cost
+/// grows with (separate wake-ups) × (futures left); the stats show it.
+/// Chapter 7's `gather` does this properly, with a waker per future, so that
+/// a wake polls only the future it is for.
+async fn join_all(mut futures: Vec<BoxFuture>) -> JoinStats {
+    let mut stats = JoinStats {
+        threads: 0,
+        passes: 0,
+        polls: 0,
+    };
+    std::future::poll_fn(move |cx| {
+        stats.passes += 1;
+        stats.polls += futures.len();
+        futures.retain_mut(|fut| fut.as_mut().poll(cx).is_pending());
+        if stats.passes == 1 {
+            stats.threads = count_threads();
+        }
+        if futures.is_empty() {
+            Poll::Ready(stats)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// The threads of this process: the entries of `/proc/self/task`.
+fn count_threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |dir| dir.count())
+}
+
+/// A field of `/proc/self/status` in kB (`VmHWM`: peak resident memory).
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time this process has used so far, user plus system, every thread
+/// (the ones that already ended too): fields 14 and 15 of `/proc/self/stat`,
+/// in clock ticks of 1/100 s (Linux's `USER_HZ` is 100 everywhere we run).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces; count fields after its `)`.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// The child's work: `MANY` sleeps of `NAP`, all at once, on one side.
+fn measure(side: Side) -> Measured {
+    let start_rss_kb = status_kb("VmRSS");
+    let start = Instant::now();
+    // Each sleep is made at its first poll (inside the async block), so each
+    // lasts its full NAP from when it starts, on both sides.
+    let futures: Vec<BoxFuture> = (0..MANY)
+        .map(|_| -> BoxFuture {
+            match side {
+                Side::Threads => Box::pin(async { thread_sleep(NAP).await }),
+                Side::Wheel => Box::pin(async { sleep(NAP).await }),
+            }
+        })
+        .collect();
+    let stats = block_on(join_all(futures));
+    Measured {
+        threads: stats.threads,
+        passes: stats.passes,
+        polls: stats.polls,
+        wall: start.elapsed(),
+        cpu: cpu_time(),
+        start_rss_kb,
+        peak_kb: status_kb("VmHWM"),
+    }
+}
+
+/// Runs this example again as a child process for one side, and reads back
+/// what it measured.
+fn measure_in_child(side: Side) -> Measured {
+    let exe = std::env::current_exe().expect("the path of this example");
+    let output = Command::new(exe)
+        .args(["--side", side.arg()])
+        .output()
+        .expect("could not run the example again as a child process");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+        panic!(
+            "the `--side {}` child failed: {}",
+            side.arg(),
+            output.status
+        );
+    }
+    parse_measured(&stdout).unwrap_or_else(|| {
+        panic!(
+            "the `--side {}` child printed {stdout:?}, not its measurements",
+            side.arg()
+        )
+    })
+}
+
+fn print_measured(m: &Measured) {
+    println!(
+        "threads={} passes={} polls={} wall_us={} cpu_ms={} start_rss_kb={} peak_kb={}",
+        m.threads,
+        m.passes,
+        m.polls,
+        m.wall.as_micros(),
+        m.cpu.as_millis(),
+        m.start_rss_kb,
+        m.peak_kb
+    );
+}
+
+fn parse_measured(line: &str) -> Option<Measured> {
+    let field = |name: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    Some(Measured {
+        threads: usize::try_from(field("threads")?).ok()?,
+        passes: usize::try_from(field("passes")?).ok()?,
+        polls: usize::try_from(field("polls")?).ok()?,
+        wall: Duration::from_micros(field("wall_us")?),
+        cpu: Duration::from_millis(field("cpu_ms")?),
+        start_rss_kb: field("start_rss_kb")?,
+        peak_kb: field("peak_kb")?,
+    })
+}
+
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+/// `label` padded with spaces to `width` terminal columns. Hangul takes two
+/// columns, so `format!("{:<30}")`, which counts characters, would not line
+/// the table up.
+fn pad(label: &str, width: usize) -> String {
+    let columns: usize = label.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum();
+    format!("{label}{}", " ".repeat(width.saturating_sub(columns)))
+}
+
+/// Hangul syllables and letters, which a terminal draws two columns wide.
+fn is_wide(c: char) -> bool {
+    matches!(c, '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}' | '\u{AC00}'..='\u{D7A3}')
+}
+
+/// One row of the comparison table.
+fn row(label: &str, threads: String, wheel: String) {
+    println!("{}{threads:>16}{wheel:>16}", pad(label, 34));
+}
+
+fn compare() {
+    println!(
+        "== 동시에 잠자는 10,000개: 3장의 ThreadSleep(잠 하나에 스레드 하나) vs 4장의 Sleep(타이머 바퀴) =="
+    );
+    println!(
+        "(모두 {} ms씩; 한쪽씩 자식 프로세스에서 따로 잰다)",
+        NAP.as_millis()
+    );
+    let threads = measure_in_child(Side::Threads);
+    let wheel = measure_in_child(Side::Wheel);
+    row("", "ThreadSleep".into(), "Sleep (wheel)".into());
+    row(
+        "스레드 수 (모두 poll한 직후)",
+        threads.threads.to_string(),
+        wheel.threads.to_string(),
+    );
+    let secs = |d: Duration| format!("{:.3} s", d.as_secs_f64());
+    row("걸린 시간", secs(threads.wall), secs(wheel.wall));
+    row("CPU 시간 (user + sys)", secs(threads.cpu), secs(wheel.cpu));
+    let passes = |m: &Measured| format!("{} / {}", m.passes, m.polls);
+    row(
+        "join_all의 poll 횟수 / 안쪽 poll 수",
+        passes(&threads),
+        passes(&wheel),
+    );
+    let mem = |kb: u64| format!("{:.1} MiB", mib(kb));
+    row(
+        "최대 메모리 (VmHWM)",
+        mem(threads.peak_kb),
+        mem(wheel.peak_kb),
+    );
+    row(
+        "  그중 시작할 때 이미 (VmRSS)",
+        mem(threads.start_rss_kb),
+        mem(wheel.start_rss_kb),
+    );
+    let per_sleep = |m: &Measured| {
+        let bytes = m.peak_kb.saturating_sub(m.start_rss_kb) * 1024 / MANY as u64;
+        format!("{bytes} B")
+    };
+    row(
+        "잠 하나에 드는 메모리 (대략)",
+        per_sleep(&threads),
+        per_sleep(&wheel),
+    );
+    println!(
+        "ThreadSleep은 잠마다 OS 스레드를 하나씩 띄운다 (+ main). Sleep은 main과 tiny-asyncio-timer 스레드 하나로 모든 잠을 처리한다."
+    );
+    println!(
+        "스레드들은 하나씩 따로 깨우고, 타이머 스레드는 때가 된 잠을 한꺼번에 깨운다. 깨어날 때마다 남은 future를 모두 다시 poll하는 join_all의 비용도 CPU 시간에 들어 있다 (7장의 gather는 깨어난 것만 poll한다)."
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => {}
+        ["--side", side @ ("threads" | "wheel")] => {
+            let side = if side == "threads" {
+                Side::Threads
+            } else {
+                Side::Wheel
+            };
+            print_measured(&measure(side));
+            return;
+        }
+        _ => {
+            eprintln!(
+                "error: unexpected arguments {args:?}; run with no arguments, or with `--side threads` or `--side wheel` to measure one side of the 10,000-sleep comparison"
+            );
+            std::process::exit(2);
+        }
+    }
+
+    println!("== E003-1: asyncio.sleep(1) → tiny_asyncio::sleep(1초) ==");
+    let stamp = Stamp::now();
+    block_on_showing_wakes(&stamp, async {
+        stamp.line("before wait");
+        sleep(SECOND).await;
+        stamp.line("after wait 1 second");
+    });
+    println!("걸린 시간: {:.3} s (문서: 1 s)", stamp.elapsed());
+
+    println!();
+    println!("== E002-5: task_with_delay(1)를 두 번 차례로 await ==");
+    let stamp = Stamp::now();
+    let sum = block_on_showing_wakes(&stamp, async {
+        let val1 = task_with_delay(1, &stamp).await;
+        let val2 = task_with_delay(1, &stamp).await;
+        stamp.line(&format!("합계: {}", val1 + val2));
+        val1 + val2
+    });
+    println!(
+        "걸린 시간: {:.3} s (문서: 2 s), 돌려받은 값: {sum}",
+        stamp.elapsed()
+    );
+
+    println!();
+    println!("== E004-5: say_after(1, 'hello'), say_after(2, 'world')를 차례로 await ==");
+    let stamp = Stamp::now();
+    block_on_showing_wakes(&stamp, async {
+        stamp.line(&format!("started at {:.3} s", stamp.elapsed()));
+        say_after(1, "hello", &stamp).await;
+        say_after(2, "world", &stamp).await;
+        stamp.line(&format!("finished at {:.3} s", stamp.elapsed()));
+    });
+    println!(
+        "걸린 시간: {:.3} s (문서: 3 s, 기다림이 차례로 더해진다: 1 + 2)",
+        stamp.elapsed()
+    );
+
+    println!();
+    compare();
+}
