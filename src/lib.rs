@@ -23,6 +23,8 @@ pub mod ch03_waker;
 pub mod ch04_timer;
 pub mod ch05_event_loop;
 pub mod ch06_join;
+// An appendix outside the chapter order: it depends on no chapter, so every chapter's example may draw with it.
+pub mod timeline;
 
 // Appendix modules, outside the chapter order: they depend on no chapter,
 // and chapters report to them.
