@@ -446,7 +446,6 @@ where
             panic::catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx)))
         };
         core.polls.set(core.polls.get() + 1);
-        drop(running_as);
         header.shared.trace(header.id, || Event::PollEnd {
             ready: !matches!(poll, Ok(Poll::Pending)),
         });
@@ -467,7 +466,10 @@ where
         };
         header.state.store(COMPLETE, Ordering::Release);
         header.shared.trace(header.id, || Event::Done);
+        // Still "running as" this task: the wake of whoever awaits its
+        // outcome is traced as coming from it.
         self.end(outcome);
+        drop(running_as);
         core.forget_task(header.slot);
     }
 

@@ -23,11 +23,10 @@ pub mod ch03_waker;
 pub mod ch04_timer;
 pub mod ch05_event_loop;
 pub mod ch06_join;
-// An appendix outside the chapter order: it depends on no chapter, so every chapter's example may draw with it.
+// Appendix modules, outside the chapter order. They depend on no chapter:
+// `trace` records what an event loop does (chapter 5 reports to it), and
+// `timeline` draws pictures, so every chapter's example may draw with them.
 pub mod timeline;
-
-// Appendix modules, outside the chapter order: they depend on no chapter,
-// and chapters report to them.
 pub mod trace;
 
 pub use ch03_waker::block_on;

@@ -24,6 +24,8 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
+
+use crate::timeline::{Mark, Row, Timeline};
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -193,5 +195,117 @@ impl Trace {
             }
         }
         seen
+    }
+}
+
+/// How long a poll is drawn when it took no loop time (on a virtual clock
+/// every poll takes none): just enough to claim its column in a picture.
+const BLIP: Duration = Duration::from_micros(1);
+
+/// What a task row is doing between two records.
+#[derive(Clone, Copy)]
+enum Doing {
+    /// Spawned or woken, waiting for its turn.
+    Queued,
+    Running,
+    /// Pending after a poll; what it waited on is known only at the wake.
+    Waiting,
+}
+
+impl Trace {
+    /// The picture of this trace (see the appendix module
+    /// [`timeline`](crate::timeline)): one row per task in order of first
+    /// appearance (the main future first when it appears), then one row
+    /// per pool thread that ran a job.
+    ///
+    /// A wait is drawn by who ended it: a timer (asleep), a pool thread (a
+    /// blocking job), another task (awaiting it). A task that woke itself
+    /// during its poll (a `yield_now`) is drawn as queued.
+    pub fn to_timeline(&self, title: impl Into<String>) -> Timeline {
+        let mut timeline = Timeline::new(title);
+        let end = self.records.last().map_or(Duration::ZERO, |r| r.at);
+        for id in self.tasks() {
+            let mut row = Row::new(self.name_of(id));
+            let mut doing: Option<(Doing, Duration)> = None;
+            let mut woken_while_running = false;
+            for record in self.of_task(id) {
+                let at = record.at;
+                match &record.event {
+                    Event::Spawned => doing = Some((Doing::Queued, at)),
+                    Event::PollStart => {
+                        if let Some((Doing::Queued, since)) = doing {
+                            push(&mut row, since, at, Mark::Queued);
+                        }
+                        doing = Some((Doing::Running, at));
+                        woken_while_running = false;
+                    }
+                    Event::PollEnd { ready } => {
+                        if let Some((Doing::Running, since)) = doing {
+                            row.push(since, at.max(since + BLIP), Mark::Running);
+                        }
+                        doing = match (ready, woken_while_running) {
+                            (true, _) => None,
+                            (false, true) => Some((Doing::Queued, at)),
+                            (false, false) => Some((Doing::Waiting, at)),
+                        };
+                    }
+                    Event::Woken { by } => match doing {
+                        Some((Doing::Waiting, since)) => {
+                            let mark = match by {
+                                WakeSource::Timer => Mark::Timer,
+                                WakeSource::Thread(_) => Mark::Job,
+                                WakeSource::Task(waker) if *waker == id => Mark::Queued,
+                                WakeSource::Task(_) => Mark::Task,
+                            };
+                            push(&mut row, since, at, mark);
+                            doing = Some((Doing::Queued, at));
+                        }
+                        Some((Doing::Running, _)) => woken_while_running = true,
+                        _ => {}
+                    },
+                    Event::Cancelled | Event::Done | Event::Closed => {
+                        if let Some((Doing::Queued | Doing::Waiting, since)) = doing {
+                            push(&mut row, since, at, Mark::Queued);
+                        }
+                        doing = None;
+                    }
+                    Event::JobStart { .. } | Event::JobEnd { .. } => {}
+                }
+            }
+            // Still waiting when the trace ends.
+            if let Some((doing, since)) = doing {
+                let mark = match doing {
+                    Doing::Running => Mark::Running,
+                    Doing::Queued => Mark::Queued,
+                    Doing::Waiting => Mark::Idle,
+                };
+                push(&mut row, since, end, mark);
+            }
+            timeline.rows.push(row);
+        }
+        // Pool threads: one row each, blocked while a job runs on it.
+        let mut started: BTreeMap<(String, u64), Duration> = BTreeMap::new();
+        for record in &self.records {
+            match &record.event {
+                Event::JobStart { thread, job } => {
+                    started.insert((thread.clone(), *job), record.at);
+                }
+                Event::JobEnd { thread, job } => {
+                    let since = started.remove(&(thread.clone(), *job)).unwrap_or(record.at);
+                    timeline
+                        .row(thread)
+                        .push(since, record.at.max(since + BLIP), Mark::Blocked);
+                }
+                _ => {}
+            }
+        }
+        timeline
+    }
+}
+
+/// Adds a span unless it is empty (a wait that took no loop time).
+fn push(row: &mut Row, start: Duration, end: Duration, mark: Mark) {
+    if end > start {
+        row.push(start, end, mark);
     }
 }
