@@ -23,6 +23,7 @@ pub mod ch04_timer;
 pub mod ch05_event_loop;
 pub mod ch06_join;
 pub mod ch07_gather;
+pub mod ch08_timeout;
 
 pub use ch03_waker::block_on;
 pub use ch04_timer::{Sleep, sleep, sleep_until};
@@ -31,6 +32,7 @@ pub use ch05_event_loop::{
 };
 pub use ch06_join::{JoinError, JoinHandle, spawn};
 pub use ch07_gather::{ReturnWhen, as_completed, gather, try_gather, wait};
+pub use ch08_timeout::{Elapsed, timeout, timeout_at};
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
 /// the reading guide cannot drift away from the code.
