@@ -23,6 +23,9 @@ pub mod ch03_waker;
 pub mod ch04_timer;
 pub mod ch05_event_loop;
 pub mod ch06_join;
+pub mod ch07_gather;
+pub mod ch08_timeout;
+
 // Appendix modules, outside the chapter order. They depend on no chapter:
 // `trace` records what an event loop does (chapter 5 reports to it), and
 // `timeline` draws pictures, so every chapter's example may draw with them.
@@ -35,6 +38,8 @@ pub use ch05_event_loop::{
     EventLoop, Handle, NoRunningLoop, get_running_loop, run, try_running_loop, yield_now,
 };
 pub use ch06_join::{JoinError, JoinHandle, spawn};
+pub use ch07_gather::{ReturnWhen, as_completed, gather, try_gather, wait};
+pub use ch08_timeout::{Elapsed, timeout, timeout_at};
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
 /// the reading guide cannot drift away from the code.

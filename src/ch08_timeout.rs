@@ -1,0 +1,206 @@
+//! # Chapter 8 — giving up: `timeout` (asyncio's `wait_for`)
+//!
+//! **The question.** Seed 004 calls `await asyncio.wait_for(coro,
+//! timeout=3)`: the result if the coroutine finishes within 3 seconds, else
+//! `TimeoutError` at 3 seconds, and the coroutine is cancelled (E004-3). A
+//! future cannot be interrupted from outside while it runs; how does anyone
+//! "give up" on it?
+//!
+//! **The idea.** Nobody interrupts anything. A future only runs when it is
+//! polled, so giving up is simply *not polling it any more* and dropping it.
+//! [`Timeout`] is a race between two futures, written directly: the inner
+//! future, and a chapter 4 [`Sleep`] to the deadline. Each poll:
+//!
+//! 1. polls the inner future; if it is ready, that is the answer, `Ok`. The
+//!    inner future goes **first**, so one that is ready exactly at the
+//!    deadline wins (asyncio's `wait_for` also returns a result that is
+//!    already there);
+//! 2. else polls the sleep; if the deadline has passed, the inner future is
+//!    **dropped** (which cancels whatever it was waiting for: its own sleeps
+//!    unregister, a `JoinHandle` lets go) and then `Err(`[`Elapsed`]`)` is
+//!    returned;
+//! 3. else `Pending`. Both were polled with the same waker, so whichever is
+//!    ready first wakes us.
+//!
+//! **The choices, written down.**
+//!
+//! * The deadline is fixed when [`timeout`] is *called* (it makes its
+//!   `Sleep` then, reading the current loop's time), not when it is first
+//!   polled. [`timeout_at`] takes the deadline itself, in loop time, as
+//!   chapter 4's `sleep_until` does. Make a `Timeout` inside the loop, like
+//!   any sleep.
+//! * A zero (or past) deadline on a future that is not ready gives `Elapsed`
+//!   at the first poll, with no wait; on a future that is ready at once it
+//!   gives `Ok` (the inner future is polled first). `Duration::MAX`, or any
+//!   deadline past what the clock can hold, means "never": chapter 4
+//!   saturates it, nothing panics or overflows.
+//! * The inner future is held as `Option<Pin<Box<F>>>`: it must stay pinned
+//!   while it runs, and we must be able to drop it early by setting the
+//!   option to `None`. Boxing pins without `unsafe`; tokio's `Timeout`
+//!   avoids the allocation with pin projection, which needs `unsafe` (or a
+//!   macro crate) and which this crate does not allow itself.
+//! * Cancellation is the drop itself: synchronous, complete, and done
+//!   before `Elapsed` is returned. asyncio throws `CancelledError` into the
+//!   coroutine, which may run `finally:` blocks, even `await` in them; a
+//!   Rust future gets only its `Drop`. Wrapping a `JoinHandle` times out the
+//!   *wait*, not the task: dropping a handle detaches the task (chapter 6),
+//!   so call `abort()` on timeout if the task itself should stop.
+//!
+//! **What the next chapter needs from this one.** Nothing: chapter 9 turns
+//! to work that cannot be dropped halfway, blocking calls, and runs it on a
+//! thread pool.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::ch04_timer::{self, Sleep, sleep, sleep_until};
+
+/// The error of a [`Timeout`] whose deadline passed first: asyncio's
+/// `TimeoutError`. Its `Display` reads "deadline has elapsed (asyncio:
+/// TimeoutError) after 3s".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Elapsed {
+    after: Duration,
+    deadline: Duration,
+}
+
+impl Elapsed {
+    /// How long the timeout was: the duration given to [`timeout`], or for
+    /// [`timeout_at`] the time from its call to the deadline.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+
+    /// The deadline that passed, in loop time.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "deadline has elapsed (asyncio: TimeoutError) after {:?}",
+            self.after
+        )
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// Waits for `future` for at most `duration`: asyncio's
+/// `await asyncio.wait_for(future, timeout=duration)` (E004-3).
+///
+/// Gives `Ok(output)` if the future finishes by the deadline (fixed now,
+/// at this call), else `Err(Elapsed)` at the deadline, after dropping the
+/// future. See the module docs for the choices.
+///
+/// ```
+/// use std::time::Duration;
+/// use tiny_asyncio::{EventLoop, sleep, timeout};
+///
+/// let secs = Duration::from_secs;
+/// let event_loop = EventLoop::with_virtual_clock();
+/// // Made inside the loop, so the deadline is in this loop's time.
+/// let quick = event_loop.run_until_complete(async {
+///     timeout(secs(3), async {
+///         sleep(secs(2)).await;
+///         "done"
+///     })
+///     .await
+/// });
+/// assert_eq!(quick, Ok("done"));
+/// assert_eq!(event_loop.time(), secs(2));
+///
+/// let slow = event_loop.run_until_complete(async { timeout(secs(3), sleep(secs(5))).await });
+/// let error = slow.unwrap_err();
+/// assert_eq!(error.to_string(), "deadline has elapsed (asyncio: TimeoutError) after 3s");
+/// assert_eq!(event_loop.time(), secs(2 + 3));
+/// ```
+pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoFuture> {
+    let sleep = sleep(duration);
+    Timeout {
+        future: Some(Box::pin(future.into_future())),
+        after: duration,
+        sleep,
+    }
+}
+
+/// Waits for `future` until loop time `deadline` (like [`sleep_until`]):
+/// `Ok(output)` if it finishes by then, else `Err(Elapsed)` at the deadline,
+/// after dropping the future. A deadline in the past gives `Elapsed` at the
+/// first poll, unless the future is ready at once.
+pub fn timeout_at<F: IntoFuture>(deadline: Duration, future: F) -> Timeout<F::IntoFuture> {
+    let after = deadline.saturating_sub(ch04_timer::now());
+    Timeout {
+        future: Some(Box::pin(future.into_future())),
+        after,
+        sleep: sleep_until(deadline),
+    }
+}
+
+/// The future [`timeout`] and [`timeout_at`] return.
+#[must_use = "a timeout does nothing unless awaited"]
+pub struct Timeout<F> {
+    /// The inner future while it runs; `None` once it finished or was
+    /// dropped at the deadline.
+    future: Option<Pin<Box<F>>>,
+    sleep: Sleep,
+    after: Duration,
+}
+
+// The inner future is boxed, and `Sleep` is `Unpin`: moving a `Timeout`
+// never moves anything pinned.
+impl<F> Unpin for Timeout<F> {}
+
+impl<F> Timeout<F> {
+    /// The deadline, in loop time.
+    pub fn deadline(&self) -> Duration {
+        self.sleep.deadline()
+    }
+
+    /// Whether the inner future is still held (not finished, not dropped).
+    pub fn is_running(&self) -> bool {
+        self.future.is_some()
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(future) = this.future.as_mut() else {
+            panic!("Timeout polled after it returned: a finished future must not be polled again");
+        };
+        // The inner future first: ready at the deadline still counts.
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            this.future = None;
+            return Poll::Ready(Ok(output));
+        }
+        if Pin::new(&mut this.sleep).poll(cx).is_ready() {
+            // Cancel by dropping, before anyone hears about the timeout.
+            this.future = None;
+            return Poll::Ready(Err(Elapsed {
+                after: this.after,
+                deadline: this.sleep.deadline(),
+            }));
+        }
+        Poll::Pending
+    }
+}
+
+impl<F> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("deadline", &self.deadline())
+            .field("running", &self.is_running())
+            .finish()
+    }
+}

@@ -1,0 +1,343 @@
+//! Chapter 8's facts: seed 004's `wait_for` (E004-3) in exact virtual time,
+//! and the choices `timeout` documents: the inner future is polled first,
+//! dropped before `Elapsed` is returned, the deadline is fixed at the call,
+//! zero and huge durations behave. Ends with the property test.
+use std::future::{Future, pending, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use tiny_asyncio::{
+    Elapsed, EventLoop, get_running_loop, sleep, sleep_until, spawn, timeout, timeout_at, yield_now,
+};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
+/// Lines with the loop time they were written at (`Send`, for tasks).
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<(Duration, String)>>>);
+
+impl Log {
+    fn note(&self, line: impl Into<String>) {
+        let at = get_running_loop().time();
+        self.0.lock().unwrap().push((at, line.into()));
+    }
+    fn timed(&self) -> Vec<(Duration, String)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Notes "dropped <name>" when dropped: shows when a future is cancelled.
+struct NoteOnDrop {
+    name: &'static str,
+    log: Log,
+}
+
+impl Drop for NoteOnDrop {
+    fn drop(&mut self) {
+        self.log.note(format!("dropped {}", self.name));
+    }
+}
+
+/// Seed 004's coroutine under `wait_for`: a job that takes `duration`.
+async fn job(name: &'static str, duration: Duration, log: Log) -> String {
+    let _notice = NoteOnDrop {
+        name,
+        log: log.clone(),
+    };
+    log.note(format!("start {name}"));
+    sleep(duration).await;
+    log.note(format!("done {name}"));
+    format!("{name} result")
+}
+
+fn line(at: Duration, text: &str) -> (Duration, String) {
+    (at, text.to_string())
+}
+
+/// E004-3: `wait_for(coro, timeout=3)` on a coroutine that finishes in
+/// 2 s gives its result at 2 s.
+#[test]
+fn e004_3_a_job_that_finishes_within_three_seconds_gives_its_result() {
+    let log = Log::default();
+    let event_loop = EventLoop::with_virtual_clock();
+    let result = event_loop
+        .run_until_complete(async { timeout(secs(3), job("quick", secs(2), log.clone())).await });
+    assert_eq!(result, Ok("quick result".to_string()));
+    assert_eq!(event_loop.time(), secs(2));
+    assert_eq!(
+        log.timed(),
+        [
+            line(secs(0), "start quick"),
+            line(secs(2), "done quick"),
+            line(secs(2), "dropped quick"),
+        ]
+    );
+}
+
+/// E004-3: a coroutine that would take 5 s gives `TimeoutError` at 3 s,
+/// and it is cancelled: dropped at 3 s, *before* the caller hears of the
+/// timeout, and it never finishes.
+#[test]
+fn e004_3_a_longer_job_is_dropped_at_three_seconds_then_elapsed_is_returned() {
+    let log = Log::default();
+    let event_loop = EventLoop::with_virtual_clock();
+    let result = event_loop.run_until_complete(async {
+        let result = timeout(secs(3), job("slow", secs(5), log.clone())).await;
+        log.note("timeout returned");
+        result
+    });
+    let error = result.unwrap_err();
+    assert_eq!(error.after(), secs(3));
+    assert_eq!(error.deadline(), secs(3));
+    assert_eq!(event_loop.time(), secs(3));
+    assert_eq!(
+        log.timed(),
+        [
+            line(secs(0), "start slow"),
+            line(secs(3), "dropped slow"),
+            line(secs(3), "timeout returned"),
+        ]
+    );
+    // The job's own sleep was cancelled with it: no timer is left behind.
+    assert_eq!(event_loop.handle().timer().pending(), 0);
+}
+
+/// The inner future is polled first: one that is ready exactly at the
+/// deadline wins.
+#[test]
+fn a_future_ready_exactly_at_the_deadline_wins() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let result = event_loop.run_until_complete(async {
+        timeout(secs(3), async {
+            sleep(secs(3)).await;
+            "just in time"
+        })
+        .await
+    });
+    assert_eq!(result, Ok("just in time"));
+    assert_eq!(event_loop.time(), secs(3));
+}
+
+/// Also when the timeout's own timer was registered first, so it fires
+/// first: the inner future's poll still comes first and finds its deadline
+/// passed.
+#[test]
+fn a_future_ready_at_the_deadline_wins_even_if_its_timer_was_registered_last() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let result = event_loop.run_until_complete(async {
+        let mut started = false;
+        let mut inner = None;
+        timeout(
+            secs(3),
+            poll_fn(move |cx| {
+                // Register the inner sleep one poll late, after the
+                // timeout's own timer.
+                if !started {
+                    started = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                let sleep = inner.get_or_insert_with(|| sleep_until(secs(3)));
+                Pin::new(sleep).poll(cx)
+            }),
+        )
+        .await
+    });
+    assert_eq!(result, Ok(()));
+    assert_eq!(event_loop.time(), secs(3));
+}
+
+#[test]
+fn a_zero_timeout_on_a_pending_future_elapses_at_the_first_poll() {
+    let log = Log::default();
+    let event_loop = EventLoop::with_virtual_clock();
+    event_loop.run_until_complete(async {
+        let mut timed = pin!(timeout(Duration::ZERO, job("never", secs(1), log.clone())));
+        let first = poll_fn(|cx| Poll::Ready(timed.as_mut().poll(cx))).await;
+        let Poll::Ready(Err(error)) = first else {
+            panic!("a zero timeout must elapse at the first poll");
+        };
+        assert_eq!(error.after(), Duration::ZERO);
+        assert!(!timed.is_running(), "the inner future was dropped");
+    });
+    assert_eq!(event_loop.time(), Duration::ZERO);
+    assert_eq!(
+        log.timed(),
+        [line(secs(0), "start never"), line(secs(0), "dropped never")]
+    );
+}
+
+#[test]
+fn a_zero_timeout_on_a_ready_future_gives_its_output() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let result =
+        event_loop.run_until_complete(async { timeout(Duration::ZERO, async { 42 }).await });
+    assert_eq!(result, Ok(42));
+}
+
+/// `Duration::MAX` and other durations past what the clock holds mean
+/// "never": no panic, no overflow, the inner future decides.
+#[test]
+fn huge_durations_never_panic_or_overflow() {
+    let event_loop = EventLoop::with_virtual_clock();
+    event_loop.run_until_complete(async {
+        assert_eq!(timeout(Duration::MAX, sleep(secs(1))).await, Ok(()));
+        let huge = Duration::from_secs(u64::MAX / 2);
+        assert_eq!(timeout(huge, sleep(secs(1))).await, Ok(()));
+        assert_eq!(timeout_at(Duration::MAX, sleep(secs(1))).await, Ok(()));
+        // Past the deadline of another timeout, still no overflow.
+        let timed = timeout(Duration::MAX, async { 7 });
+        assert_eq!(timed.deadline(), Duration::MAX);
+        assert_eq!(timed.await, Ok(7));
+    });
+    assert_eq!(event_loop.time(), secs(3));
+}
+
+/// The deadline is fixed when `timeout` is called, not at the first poll.
+#[test]
+fn the_deadline_is_fixed_when_timeout_is_called() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let result = event_loop.run_until_complete(async {
+        let timed = timeout(secs(3), sleep(secs(10)));
+        assert_eq!(timed.deadline(), secs(3));
+        sleep(secs(1)).await;
+        timed.await
+    });
+    assert_eq!(result.unwrap_err().deadline(), secs(3));
+    assert_eq!(
+        event_loop.time(),
+        secs(3),
+        "3 s after the call, not after the poll"
+    );
+}
+
+/// `timeout_at` takes a loop time; `Elapsed::after` is then the time from
+/// the call to the deadline. A deadline already past elapses at once.
+#[test]
+fn timeout_at_takes_the_deadline_in_loop_time() {
+    let event_loop = EventLoop::with_virtual_clock();
+    event_loop.run_until_complete(async {
+        sleep(secs(1)).await;
+        let error = timeout_at(secs(3), sleep(secs(5))).await.unwrap_err();
+        assert_eq!(get_running_loop().time(), secs(3));
+        assert_eq!(error.deadline(), secs(3));
+        assert_eq!(error.after(), secs(2));
+
+        let late = timeout_at(secs(1), pending::<()>()).await.unwrap_err();
+        assert_eq!(late.after(), Duration::ZERO);
+        assert_eq!(get_running_loop().time(), secs(3));
+    });
+}
+
+#[test]
+fn elapsed_reads_like_asyncios_timeout_error() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let error: Elapsed = event_loop
+        .run_until_complete(async { timeout(ms(1500), pending::<()>()).await })
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "deadline has elapsed (asyncio: TimeoutError) after 1.5s"
+    );
+    let as_error: Box<dyn std::error::Error> = Box::new(error);
+    assert!(as_error.to_string().contains("TimeoutError"));
+}
+
+/// Timing out a `JoinHandle` gives up the *wait*: the dropped handle
+/// detaches the task, which runs on. `abort()` is how to stop it too.
+#[test]
+fn a_timed_out_join_handle_detaches_the_task_and_abort_stops_it() {
+    let log = Log::default();
+    let event_loop = EventLoop::with_virtual_clock();
+    event_loop.run_until_complete(async {
+        let task = spawn({
+            let log = log.clone();
+            async move {
+                sleep(secs(5)).await;
+                log.note("detached task finished");
+            }
+        });
+        assert!(timeout(secs(1), task).await.is_err());
+
+        let task = spawn({
+            let log = log.clone();
+            async move {
+                sleep(secs(5)).await;
+                log.note("aborted task finished");
+            }
+        });
+        let mut task = pin!(task);
+        if timeout(secs(1), task.as_mut()).await.is_err() {
+            task.abort();
+        }
+        let joined = task.await;
+        assert!(joined.unwrap_err().is_cancelled());
+        sleep(secs(10)).await;
+    });
+    assert_eq!(log.timed(), [line(secs(5), "detached task finished")]);
+}
+
+#[test]
+#[should_panic(expected = "Timeout polled after it returned")]
+fn a_timeout_polled_after_completion_panics() {
+    let event_loop = EventLoop::with_virtual_clock();
+    event_loop.run_until_complete(async {
+        let mut timed = pin!(timeout(secs(1), async { 1 }));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(timed.as_mut().poll(&mut cx), Poll::Ready(Ok(1)));
+        let _ = timed.as_mut().poll(&mut cx);
+    });
+}
+
+/// A timeout of a `Send` future is `Send`: it can be spawned.
+#[test]
+fn a_timeout_of_a_send_future_can_be_spawned() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let result = event_loop.run_until_complete(async {
+        spawn(timeout(secs(2), async {
+            yield_now().await;
+            sleep(secs(1)).await;
+            "spawned"
+        }))
+        .await
+    });
+    assert_eq!(result.unwrap(), Ok("spawned"));
+    assert_eq!(event_loop.time(), secs(1));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `timeout(d, sleep(x))` is `Ok` exactly when x <= d, ends at
+    /// min(x, d), and drops the inner future exactly once, at that moment.
+    #[test]
+    fn timeout_of_a_sleep_is_ok_exactly_when_it_ends_by_the_deadline_and_drops_it_once(
+        x in 0u64..50,
+        d in 0u64..50,
+    ) {
+        let log = Log::default();
+        let event_loop = EventLoop::with_virtual_clock();
+        let result = event_loop.run_until_complete(async {
+            timeout(ms(d), job("inner", ms(x), log.clone())).await
+        });
+        prop_assert_eq!(result.is_ok(), x <= d);
+        let end = ms(x.min(d));
+        prop_assert_eq!(event_loop.time(), end);
+        let drops: Vec<Duration> = log
+            .timed()
+            .into_iter()
+            .filter(|(_, text)| text == "dropped inner")
+            .map(|(at, _)| at)
+            .collect();
+        prop_assert_eq!(drops, vec![end]);
+    }
+}
