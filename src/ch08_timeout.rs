@@ -27,8 +27,9 @@
 //! * The deadline is fixed when [`timeout`] is *called* (it makes its
 //!   `Sleep` then, reading the current loop's time), not when it is first
 //!   polled. [`timeout_at`] takes the deadline itself, in loop time, as
-//!   chapter 4's `sleep_until` does. Make a `Timeout` inside the loop, like
-//!   any sleep.
+//!   chapter 4's `sleep_until` does. (A `Timeout` made outside any loop,
+//!   as in `run_until_complete(timeout(d, f))`, is bound to the loop at its
+//!   first poll, as any such `Sleep` is: see chapter 4.)
 //! * A zero (or past) deadline on a future that is not ready gives `Elapsed`
 //!   at the first poll, with no wait; on a future that is ready at once it
 //!   gives `Ok` (the inner future is polled first). `Duration::MAX`, or any

@@ -722,3 +722,18 @@ fn a_waker_that_drops_the_last_handle_on_the_timer_thread_does_not_hang() {
         },
     );
 }
+
+/// A sleep made where no timer is entered (as in
+/// `event_loop.run_until_complete(sleep(d))`, built before the loop runs)
+/// does not grab the process-wide real timer: it binds at its first poll to
+/// the timer entered there, and counts its duration from that moment.
+#[test]
+fn a_sleep_made_outside_any_timer_binds_to_the_timer_of_its_first_poll() {
+    let made_outside = sleep(Duration::from_secs(2));
+    assert!(!made_outside.is_elapsed());
+    let (clock, timer, _entered) = virtual_timer();
+    clock.advance_to(Duration::from_secs(5));
+    drive(&clock, &timer, made_outside);
+    // 5 s when first polled, plus its 2 s, on the virtual clock.
+    assert_eq!(clock.now(), Duration::from_secs(7));
+}

@@ -341,3 +341,17 @@ proptest! {
         prop_assert_eq!(drops, vec![end]);
     }
 }
+
+/// E004-3, written the short way: a `timeout` built outside the loop (the
+/// argument of `run_until_complete` is made before the loop runs) still
+/// runs on the loop's virtual clock and gives up at exactly 3 s.
+#[test]
+fn e004_3_a_timeout_made_outside_the_loop_runs_on_the_loops_clock() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let result = event_loop.run_until_complete(timeout(secs(3), sleep(secs(5))));
+    assert!(result.is_err());
+    assert_eq!(event_loop.time(), secs(3));
+    let ok = event_loop.run_until_complete(timeout(secs(3), sleep(secs(1))));
+    assert!(ok.is_ok());
+    assert_eq!(event_loop.time(), secs(4));
+}

@@ -43,9 +43,12 @@
 //! to represent (up to `Duration::MAX`) saturate to "never"; nothing panics.
 //!
 //! **Which timer does `sleep` use?** The one "entered" on this thread with
-//! [`enter`] (chapter 5's event loop enters its own while it runs), or else
-//! a process-wide default timer on the real clock, so that chapter 3's
-//! `block_on(sleep(d))` just works.
+//! [`enter`] (chapter 5's event loop enters its own while it runs). A sleep
+//! made where none is entered waits for its first poll to choose: the timer
+//! entered there, or else a process-wide default timer on the real clock,
+//! so that chapter 3's `block_on(sleep(d))` just works, and so does
+//! `event_loop.run_until_complete(sleep(d))`, whose sleep is made before
+//! the loop runs.
 //!
 //! **What the next chapter needs from this one.** An event loop needs two
 //! things from the timer: wakers for sleeping tasks (the seam from chapter
@@ -428,10 +431,15 @@ impl Drop for EnterGuard {
     }
 }
 
+/// The timer entered on this thread with [`enter`], if any.
+pub fn entered_timer() -> Option<Timer> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
 /// The timer `sleep` would use here: the entered one, or the process-wide
 /// real-clock default.
 pub fn current_timer() -> Timer {
-    if let Some(timer) = CURRENT.with(|c| c.borrow().clone()) {
+    if let Some(timer) = entered_timer() {
         return timer;
     }
     let mut default = lock(&DEFAULT_TIMER);
@@ -450,12 +458,21 @@ pub fn now() -> Duration {
 
 /// A future that completes at a deadline: `asyncio.sleep`.
 ///
-/// Made by [`sleep`] or [`sleep_until`]. The deadline is fixed when it is
-/// made, not when it is first polled.
+/// Made by [`sleep`] or [`sleep_until`]. Made where a timer is entered (in
+/// an event loop), its deadline is fixed when it is made, not when it is
+/// first polled. Made anywhere else (`loop.run_until_complete(sleep(d))`
+/// builds the sleep before the loop runs), it cannot know which timer
+/// will drive it, so it binds at its first poll to the timer entered there,
+/// and a relative sleep counts from that moment.
 #[must_use = "a Sleep does nothing unless it is awaited"]
 pub struct Sleep {
-    timer: Timer,
+    /// The timer it registers with; `None` until the first poll for a
+    /// sleep made outside any timer.
+    timer: Option<Timer>,
+    /// Loop time of the end; for an unbound `sleep(d)`, the `d` still to
+    /// be added to the time of binding.
     deadline: Duration,
+    relative_until_bound: bool,
     key: Option<TimerKey>,
 }
 
@@ -463,12 +480,19 @@ pub struct Sleep {
 /// `Duration::MAX` (or anything past what the clock can hold) sleeps
 /// forever, without panicking.
 pub fn sleep(duration: Duration) -> Sleep {
-    let timer = current_timer();
-    let deadline = timer.now().saturating_add(duration);
-    Sleep {
-        timer,
-        deadline,
-        key: None,
+    match entered_timer() {
+        Some(timer) => Sleep {
+            deadline: timer.now().saturating_add(duration),
+            timer: Some(timer),
+            relative_until_bound: false,
+            key: None,
+        },
+        None => Sleep {
+            timer: None,
+            deadline: duration,
+            relative_until_bound: true,
+            key: None,
+        },
     }
 }
 
@@ -476,21 +500,37 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// `loop.call_at`): a deadline in the past completes at the first poll.
 pub fn sleep_until(deadline: Duration) -> Sleep {
     Sleep {
-        timer: current_timer(),
+        timer: entered_timer(),
         deadline,
+        relative_until_bound: false,
         key: None,
     }
 }
 
 impl Sleep {
-    /// The loop time at which this sleep ends.
+    /// The loop time at which this sleep ends. (For a `sleep(d)` made
+    /// outside any event loop and not polled yet, that time is not known:
+    /// this returns `d`, the length still to run from the first poll.)
     pub fn deadline(&self) -> Duration {
         self.deadline
     }
 
-    /// Whether the deadline has passed.
+    /// Whether the deadline has passed (never, before the first poll of a
+    /// sleep made outside any event loop).
     pub fn is_elapsed(&self) -> bool {
-        self.timer.now() >= self.deadline
+        match &self.timer {
+            Some(timer) if !self.relative_until_bound => timer.now() >= self.deadline,
+            _ => false,
+        }
+    }
+
+    /// Picks the timer (and, for `sleep(d)`, the deadline) of a sleep made
+    /// outside any timer: the one current where it is first polled.
+    fn bind(&mut self) {
+        let timer = self.timer.get_or_insert_with(current_timer);
+        if std::mem::take(&mut self.relative_until_bound) {
+            self.deadline = timer.now().saturating_add(self.deadline);
+        }
     }
 }
 
@@ -499,23 +539,25 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        if this.is_elapsed() {
+        this.bind();
+        let timer = this.timer.as_ref().expect("bind() picked a timer");
+        if timer.now() >= this.deadline {
             if let Some(key) = this.key.take() {
-                this.timer.cancel(key);
+                timer.cancel(key);
             }
             return Poll::Ready(());
         }
         let registered = match this.key {
-            Some(key) => this.timer.update_waker(key, cx.waker()),
+            Some(key) => timer.update_waker(key, cx.waker()),
             None => false,
         };
         if !registered {
-            if this.key.is_some() && this.is_elapsed() {
+            if this.key.is_some() && timer.now() >= this.deadline {
                 // Fired between our clock check and the update.
                 this.key = None;
                 return Poll::Ready(());
             }
-            this.key = Some(this.timer.register(this.deadline, cx.waker().clone()));
+            this.key = Some(timer.register(this.deadline, cx.waker().clone()));
         }
         Poll::Pending
     }
@@ -523,8 +565,8 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.timer.cancel(key);
+        if let (Some(key), Some(timer)) = (self.key.take(), &self.timer) {
+            timer.cancel(key);
         }
     }
 }
