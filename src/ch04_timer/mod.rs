@@ -73,6 +73,18 @@ use wheel::{TimerKey, Wheel};
 /// One tick of the wheel: the resolution of every timer.
 pub const TICK: Duration = Duration::from_micros(1);
 
+/// How long before a deadline the timer thread stops sleeping and spins.
+///
+/// An OS thread asked to sleep until time T wakes some 50 to 100 µs late on
+/// Linux (the kernel's timer slack, then scheduling). Sleeping until
+/// `T - SPIN_BEFORE_DEADLINE` and spinning the rest brings a sleep's
+/// oversleep down to the cost of one thread hand-off, at the price of up to
+/// this much of one core per firing. Real runtimes choose differently
+/// (tokio rounds deadlines to whole milliseconds and spins never); this
+/// crate's benchmark measures the effect (`cargo run --release --example
+/// bench -- precision`). Zero turns spinning off.
+pub const SPIN_BEFORE_DEADLINE: Duration = Duration::from_micros(80);
+
 /// The tick that means "never": saturated deadlines land here, and neither
 /// the timer thread nor a virtual clock ever moves to it.
 pub const NEVER: u64 = u64::MAX;
@@ -373,11 +385,23 @@ impl TimerShared {
                 .then(|| self.clock.instant_of(time_of(next)))
                 .flatten();
             state = match until.and_then(|at| at.checked_duration_since(Instant::now())) {
-                Some(left) => {
+                Some(left) if left > SPIN_BEFORE_DEADLINE => {
+                    // Sleep until shortly before the deadline; a new, earlier
+                    // registration or shutdown wakes us sooner.
                     self.cond
-                        .wait_timeout(state, left)
+                        .wait_timeout(state, left - SPIN_BEFORE_DEADLINE)
                         .unwrap_or_else(|p| p.into_inner())
                         .0
+                }
+                Some(_) => {
+                    // The last stretch: spin, without the lock, so that
+                    // registrations are not held up. See SPIN_BEFORE_DEADLINE.
+                    drop(state);
+                    let at = until.expect("a duration left means a deadline");
+                    while Instant::now() < at {
+                        std::hint::spin_loop();
+                    }
+                    lock(&self.state)
                 }
                 // Already due (the loop above fires it), or nothing to wait for.
                 None if until.is_some() => state,
