@@ -501,13 +501,27 @@ impl EventLoop {
                     Entry::Task(task) => task.run(core),
                     Entry::Main => {
                         lock(&core.shared.queue).main_scheduled = false;
-                        if let Poll::Ready(output) = future.as_mut().poll(&mut main_cx) {
-                            // Put back what this pass had not run yet, in order.
+                        // A panic is caught only to leave the loop as a return
+                        // does: the tasks this pass had not run yet are still
+                        // SCHEDULED, so they must go back in the queue, or no
+                        // wake could ever queue them again.
+                        let poll = panic::catch_unwind(AssertUnwindSafe(|| {
+                            future.as_mut().poll(&mut main_cx)
+                        }));
+                        if let Ok(Poll::Pending) = poll {
+                            continue;
+                        }
+                        // Put back what this pass had not run yet, in order.
+                        {
                             let mut queue = lock(&core.shared.queue);
                             while let Some(entry) = batch.pop_back() {
                                 queue.entries.push_front(entry);
                             }
-                            return output;
+                        }
+                        match poll {
+                            Ok(Poll::Ready(output)) => return output,
+                            Err(payload) => panic::resume_unwind(payload),
+                            Ok(Poll::Pending) => unreachable!("handled above"),
                         }
                     }
                 }
