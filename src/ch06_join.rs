@@ -302,8 +302,8 @@ impl<T> fmt::Debug for JoinHandle<T> {
 }
 
 /// Resolves the slot as "cancelled" if the task is dropped before it
-/// finished. It lives inside the task's wrapper future, declared before the
-/// user's future, so the user's future is dropped first.
+/// finished. It lives inside the task's wrapper future, placed so that the
+/// user's future is dropped first (see [`TaskParts`] and [`spawn_on`]).
 struct CancelOnDrop<T> {
     slot: Arc<JoinSlot<T>>,
 }
@@ -314,6 +314,13 @@ impl<T> Drop for CancelOnDrop<T> {
         let id = self.slot.task_id();
         self.slot.complete(Err(JoinError::cancelled(id)));
     }
+}
+
+/// What a task's wrapper owns before its first poll. Fields drop in
+/// declaration order: the user's future, then the guard.
+struct TaskParts<F, T> {
+    future: F,
+    guard: CancelOnDrop<T>,
 }
 
 /// Spawns `future` as a task on the running loop and returns its handle:
@@ -339,13 +346,21 @@ where
     let slot = JoinSlot::new();
     // Made before the task, so that even a task dropped before its first
     // poll (aborted at once, or its loop closed) resolves its handle.
-    let guard = CancelOnDrop { slot: slot.clone() };
+    let parts = TaskParts {
+        future,
+        guard: CancelOnDrop { slot: slot.clone() },
+    };
     let task = handle.spawn_detached(async move {
+        // `parts` is captured whole, so a task dropped before its first poll
+        // drops it as a struct: fields in order, the user's future first.
+        // (Two separate captures would drop in an order the language does
+        // not promise; the guard went first.)
+        let parts = parts;
         // Moved into a local, declared before `future`: locals drop in
-        // reverse order, so the user's future is dropped before the guard
-        // reports the cancellation.
-        let guard = guard;
-        let mut future = pin!(future);
+        // reverse order, so once started, too, the user's future is dropped
+        // before the guard reports the cancellation.
+        let guard = parts.guard;
+        let mut future = pin!(parts.future);
         // Poll the user's future, catching a panic so the loop runs on.
         let result = poll_fn(|cx| {
             match panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
