@@ -1,0 +1,943 @@
+//! Chapter 5's facts, on the virtual clock: the documents' examples E000-4,
+//! E001-2, E001-3 and E002-4 in their exact order and exact loop time, and
+//! the rules of the event loop (passes, FIFO, at most once in the queue,
+//! cancellation, shutdown, misuse messages).
+//!
+//! Chapter 5 has no `JoinHandle` yet, so a test that must wait for its tasks
+//! uses a small `Countdown` written here: each task counts down when it is
+//! done, and the last one wakes the main future (asyncio's `asyncio.wait`).
+
+use std::future::{Future, pending, poll_fn};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tiny_asyncio::ch05_event_loop::{TaskRef, panic_message, spawn_detached};
+use tiny_asyncio::{
+    EventLoop, NoRunningLoop, get_running_loop, run, sleep, sleep_until, try_running_loop,
+    yield_now,
+};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Runs `f` and returns the message it panicked with.
+fn panic_text(f: impl FnOnce()) -> String {
+    let payload = panic::catch_unwind(AssertUnwindSafe(f)).expect_err("it should have panicked");
+    panic_message(&*payload)
+}
+
+/// Lines written by tasks, each with the loop time at which it was written.
+#[derive(Clone, Default)]
+struct Journal(Arc<Mutex<Vec<(String, Duration)>>>);
+
+impl Journal {
+    fn note(&self, line: impl Into<String>) {
+        let at = get_running_loop().time();
+        self.0.lock().unwrap().push((line.into(), at));
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(l, _)| l.clone())
+            .collect()
+    }
+
+    fn at(&self, line: &str) -> Duration {
+        let entries = self.0.lock().unwrap();
+        let found = entries.iter().find(|(l, _)| l == line);
+        found.unwrap_or_else(|| panic!("no line {line:?}")).1
+    }
+
+    /// The documents' notation: the lines written at one loop time joined by
+    /// spaces, one time step from the next by " | ".
+    fn steps(&self) -> String {
+        let entries = self.0.lock().unwrap();
+        let mut out = String::new();
+        let mut last: Option<Duration> = None;
+        for (line, at) in entries.iter() {
+            match last {
+                None => {}
+                Some(t) if t == *at => out.push(' '),
+                Some(_) => out.push_str(" | "),
+            }
+            out.push_str(line);
+            last = Some(*at);
+        }
+        out
+    }
+}
+
+/// Counts down as tasks finish; the last one wakes whoever waits.
+struct Countdown {
+    inner: Mutex<(usize, Option<Waker>)>,
+}
+
+impl Countdown {
+    fn new(n: usize) -> Arc<Countdown> {
+        Arc::new(Countdown {
+            inner: Mutex::new((n, None)),
+        })
+    }
+
+    fn count_down(&self) {
+        let waker = {
+            let mut inner = self.inner.lock().unwrap();
+            inner.0 -= 1;
+            if inner.0 == 0 { inner.1.take() } else { None }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn wait(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        let this = self.clone();
+        poll_fn(move |cx| {
+            let mut inner = this.inner.lock().unwrap();
+            if inner.0 == 0 {
+                Poll::Ready(())
+            } else {
+                inner.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// A flag that one side opens and the other awaits (from any thread).
+struct Gate {
+    open: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Gate {
+    fn new() -> Arc<Gate> {
+        Arc::new(Gate {
+            open: AtomicBool::new(false),
+            waker: Mutex::new(None),
+        })
+    }
+
+    fn open(&self) {
+        self.open.store(true, SeqCst);
+        let waker = self.waker.lock().unwrap().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn wait(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        let gate = self.clone();
+        poll_fn(move |cx| {
+            if gate.open.load(SeqCst) {
+                return Poll::Ready(());
+            }
+            *gate.waker.lock().unwrap() = Some(cx.waker().clone());
+            // Checked again after the waker is stored: an `open` in between
+            // either sees our waker or we see its flag.
+            if gate.open.load(SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// Counts the drops of the probes it hands out.
+#[derive(Clone, Default)]
+struct Tally(Arc<AtomicUsize>);
+
+struct Probe(Arc<AtomicUsize>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+impl Tally {
+    fn probe(&self) -> Probe {
+        Probe(self.0.clone())
+    }
+    fn count(&self) -> usize {
+        self.0.load(SeqCst)
+    }
+}
+
+/// E000-4's look-up: one line per user, one second per user.
+async fn find_users(n: u32, journal: Journal, done: Arc<Countdown>) {
+    for i in 1..=n {
+        journal.note(format!("{n}-{i}"));
+        sleep(secs(1)).await;
+    }
+    journal.note(format!("done{n}"));
+    done.count_down();
+}
+
+/// The three look-ups as tasks created in `order`, awaited together
+/// (asyncio.wait), on a virtual clock: the journal and the total loop time.
+fn users_as_tasks(order: &[u32]) -> (Journal, Duration) {
+    let event_loop = EventLoop::with_virtual_clock();
+    let journal = Journal::default();
+    let order = order.to_vec();
+    let tasks_journal = journal.clone();
+    event_loop.run_until_complete(async move {
+        let done = Countdown::new(order.len());
+        for n in order {
+            spawn_detached(find_users(n, tasks_journal.clone(), done.clone()));
+        }
+        done.wait().await;
+    });
+    (journal, event_loop.time())
+}
+
+// ---------------------------------------------------------------- E000-4
+
+#[test]
+fn e000_4_three_tasks_created_3_2_1_interleave_in_the_documents_order() {
+    let (journal, _) = users_as_tasks(&[3, 2, 1]);
+    assert_eq!(
+        journal.steps(),
+        "3-1 2-1 1-1 | 3-2 2-2 done1 | 3-3 done2 | done3"
+    );
+}
+
+#[test]
+fn e000_4_takes_exactly_3_s_of_loop_time() {
+    let (journal, total) = users_as_tasks(&[3, 2, 1]);
+    assert_eq!(total, secs(3));
+    assert_eq!(journal.at("3-1"), secs(0));
+    assert_eq!(journal.at("3-2"), secs(1));
+    assert_eq!(journal.at("3-3"), secs(2));
+    assert_eq!(journal.at("done3"), secs(3));
+}
+
+// ---------------------------------------------------------------- E001-2
+
+#[test]
+fn e001_2_each_request_waits_only_for_itself_1_2_3_s_not_3_5_6() {
+    let (journal, _) = users_as_tasks(&[3, 2, 1]);
+    let answered: Vec<Duration> = [3, 2, 1]
+        .iter()
+        .map(|n| journal.at(&format!("done{n}")))
+        .collect();
+    assert_eq!(answered, [secs(3), secs(2), secs(1)]);
+    // Chapter 1's sequential run answered at the running sums 3, 5, 6.
+    let sequential: Vec<u64> = [3u64, 2, 1]
+        .iter()
+        .scan(0, |sum, n| {
+            *sum += n;
+            Some(*sum)
+        })
+        .collect();
+    assert_eq!(sequential, [3, 5, 6]);
+    for (concurrent, sequential) in answered.iter().zip(&sequential) {
+        assert!(*concurrent <= secs(*sequential));
+    }
+}
+
+// ---------------------------------------------------------------- E001-3
+
+#[test]
+fn e001_3_created_1_2_3_gives_the_order_the_document_printed() {
+    let (journal, total) = users_as_tasks(&[1, 2, 3]);
+    assert_eq!(
+        journal.steps(),
+        "1-1 2-1 3-1 | done1 2-2 3-2 | done2 3-3 | done3"
+    );
+    assert_eq!(total, secs(3));
+}
+
+#[test]
+fn e001_3_in_any_creation_order_the_total_is_3_s_and_request_n_is_done_at_n_s() {
+    let orders = [
+        [1, 2, 3],
+        [1, 3, 2],
+        [2, 1, 3],
+        [2, 3, 1],
+        [3, 1, 2],
+        [3, 2, 1],
+    ];
+    for order in orders {
+        let (journal, total) = users_as_tasks(&order);
+        assert_eq!(total, secs(3), "order {order:?}");
+        for n in 1..=3u64 {
+            assert_eq!(journal.at(&format!("done{n}")), secs(n), "order {order:?}");
+        }
+        // Within a step, the tasks run in the order they were created.
+        let firsts: Vec<String> = journal
+            .lines()
+            .into_iter()
+            .filter(|l| l.ends_with("-1"))
+            .collect();
+        let expected: Vec<String> = order.iter().map(|n| format!("{n}-1")).collect();
+        assert_eq!(firsts, expected);
+    }
+}
+
+// ---------------------------------------------------------------- E002-4
+
+#[test]
+fn e002_4_inside_a_coroutine_the_running_loop_prints_like_asyncio() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let shown = event_loop.run_until_complete(async { get_running_loop().to_string() });
+    assert_eq!(shown, "<EventLoop running=true closed=false debug=false>");
+    let inside_a_task = event_loop.run_until_complete(async {
+        let seen = Arc::new(Mutex::new(String::new()));
+        let done = Countdown::new(1);
+        let (s, d) = (seen.clone(), done.clone());
+        spawn_detached(async move {
+            *s.lock().unwrap() = format!("{}", try_running_loop().unwrap());
+            d.count_down();
+        });
+        done.wait().await;
+        seen.lock().unwrap().clone()
+    });
+    assert_eq!(
+        inside_a_task,
+        "<EventLoop running=true closed=false debug=false>"
+    );
+}
+
+#[test]
+fn e002_4_outside_any_loop_there_is_no_running_event_loop() {
+    assert_eq!(try_running_loop().unwrap_err(), NoRunningLoop);
+    assert_eq!(NoRunningLoop.to_string(), "no running event loop");
+    let message = panic_text(|| {
+        get_running_loop();
+    });
+    assert!(message.contains("no running event loop"), "{message}");
+    assert!(message.starts_with("get_running_loop"), "{message}");
+}
+
+#[test]
+fn e002_4_a_loop_is_running_only_inside_run_until_complete_and_closed_after_close() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let handle = event_loop.handle();
+    assert_eq!(
+        handle.to_string(),
+        "<EventLoop running=false closed=false debug=false>"
+    );
+    event_loop.run_until_complete(async {});
+    assert!(!handle.is_running());
+    assert!(
+        try_running_loop().is_err(),
+        "the running loop is unset after return"
+    );
+    event_loop.close();
+    assert_eq!(
+        handle.to_string(),
+        "<EventLoop running=false closed=true debug=false>"
+    );
+}
+
+// ---------------------------------------------------------------- misuse
+
+#[test]
+fn spawn_detached_outside_a_loop_panics_saying_there_is_no_running_event_loop() {
+    let message = panic_text(|| {
+        spawn_detached(async {});
+    });
+    assert!(message.contains("no running event loop"), "{message}");
+    assert!(message.starts_with("spawn_detached"), "{message}");
+}
+
+#[test]
+fn run_until_complete_inside_a_running_loop_is_refused_with_a_clear_message() {
+    let outer = EventLoop::with_virtual_clock();
+    let message = outer.run_until_complete(async {
+        let inner = EventLoop::with_virtual_clock();
+        panic_text(|| inner.run_until_complete(async {}))
+    });
+    assert!(message.contains("already running"), "{message}");
+    assert!(message.contains("run_until_complete"), "{message}");
+    // The refusal did not unset the outer loop: it still runs tasks.
+    let ran = outer.run_until_complete(async {
+        let message = panic_text(|| run(async {}));
+        let done = Countdown::new(1);
+        let d = done.clone();
+        spawn_detached(async move { d.count_down() });
+        done.wait().await;
+        message
+    });
+    assert!(ran.contains("already running"), "{ran}");
+}
+
+#[test]
+fn spawning_on_a_closed_loop_is_refused() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let handle = event_loop.handle();
+    event_loop.close();
+    let message = panic_text(|| {
+        handle.spawn_detached(async {});
+    });
+    assert!(message.contains("closed"), "{message}");
+}
+
+#[test]
+fn virtual_clock_with_nothing_to_wake_the_loop_panics_with_the_deadlock_message() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let message = panic_text(|| event_loop.run_until_complete(pending::<()>()));
+    assert!(message.starts_with("event loop deadlock"), "{message}");
+    // A sleep that never ends is no timer to jump to.
+    let message = panic_text(|| {
+        event_loop.run_until_complete(async { sleep(Duration::MAX).await });
+    });
+    assert!(message.starts_with("event loop deadlock"), "{message}");
+    assert!(message.contains("Duration::MAX"), "{message}");
+}
+
+// ---------------------------------------------------------------- the queue
+
+#[test]
+fn spawn_runs_nothing_until_the_spawner_yields() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let ran = Arc::new(AtomicBool::new(false));
+    let (before, after) = event_loop.run_until_complete({
+        let ran = ran.clone();
+        async move {
+            let r = ran.clone();
+            spawn_detached(async move { r.store(true, SeqCst) });
+            // However long the spawner works, the task waits for its turn.
+            let mut work = 0u64;
+            for i in 0..10_000 {
+                work = work.wrapping_add(std::hint::black_box(i));
+            }
+            let before = ran.load(SeqCst);
+            yield_now().await;
+            (before, ran.load(SeqCst) && work > 0)
+        }
+    });
+    assert!(!before, "a spawned task ran before its spawner yielded");
+    assert!(after, "a spawned task did not run once its spawner yielded");
+}
+
+#[test]
+fn tasks_first_run_in_the_order_they_were_spawned() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let journal = Journal::default();
+    let j = journal.clone();
+    event_loop.run_until_complete(async move {
+        let done = Countdown::new(10);
+        for i in 0..10 {
+            let (j, d) = (j.clone(), done.clone());
+            spawn_detached(async move {
+                j.note(i.to_string());
+                d.count_down();
+            });
+        }
+        done.wait().await;
+    });
+    let expected: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    assert_eq!(journal.lines(), expected);
+}
+
+#[test]
+fn yield_now_goes_to_the_back_of_the_queue() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let journal = Journal::default();
+    let j = journal.clone();
+    event_loop.run_until_complete(async move {
+        let done = Countdown::new(3);
+        for name in ["A", "B", "C"] {
+            let (j, d) = (j.clone(), done.clone());
+            spawn_detached(async move {
+                j.note(format!("{name}1"));
+                yield_now().await;
+                j.note(format!("{name}2"));
+                d.count_down();
+            });
+        }
+        done.wait().await;
+    });
+    assert_eq!(journal.lines(), ["A1", "B1", "C1", "A2", "B2", "C2"]);
+    assert_eq!(event_loop.time(), Duration::ZERO, "sleep(0) takes no time");
+}
+
+#[test]
+fn a_self_waking_task_does_not_starve_the_others_it_gets_one_poll_per_pass() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let spins = Arc::new(AtomicUsize::new(0));
+    let worker_done = Arc::new(AtomicBool::new(false));
+    let (s, w) = (spins.clone(), worker_done.clone());
+    event_loop.run_until_complete(async move {
+        // Wakes itself in every poll and never finishes.
+        spawn_detached(poll_fn(move |cx| {
+            s.fetch_add(1, SeqCst);
+            cx.waker().wake_by_ref();
+            Poll::<()>::Pending
+        }));
+        let done = Countdown::new(1);
+        let d = done.clone();
+        spawn_detached(async move {
+            for _ in 0..3 {
+                yield_now().await;
+            }
+            w.store(true, SeqCst);
+            d.count_down();
+        });
+        done.wait().await;
+    });
+    assert!(worker_done.load(SeqCst));
+    // Pass 1: main spawns both. Passes 2-5: the spinner and the worker (four
+    // polls, three yields). Pass 6: main wakes up, done.
+    let stats = event_loop.stats();
+    assert_eq!(stats.passes, 6);
+    assert_eq!(spins.load(SeqCst), 5, "one poll per pass, from pass 2 on");
+    assert_eq!(event_loop.live_tasks(), 1, "the spinner is still alive");
+}
+
+#[test]
+fn a_task_woken_many_times_while_queued_is_polled_once() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let stored: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let (p, st) = (polls.clone(), stored.clone());
+    event_loop.run_until_complete(async {
+        spawn_detached(poll_fn(move |cx| {
+            let n = p.fetch_add(1, SeqCst) + 1;
+            *st.lock().unwrap() = Some(cx.waker().clone());
+            if n < 3 {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        }));
+        yield_now().await; // poll 1
+        let waker = stored.lock().unwrap().clone().unwrap();
+        for _ in 0..5 {
+            waker.wake_by_ref();
+        }
+        yield_now().await; // poll 2, once
+        assert_eq!(polls.load(SeqCst), 2);
+        // From other threads, too: still one poll.
+        thread::scope(|scope| {
+            for _ in 0..4 {
+                let waker = waker.clone();
+                scope.spawn(move || waker.wake());
+            }
+        });
+        yield_now().await; // poll 3: Ready
+        waker.wake();
+        yield_now().await; // nothing: the task is complete
+    });
+    assert_eq!(polls.load(SeqCst), 3);
+    assert_eq!(event_loop.stats().task_polls, 3);
+}
+
+#[test]
+fn a_wake_during_its_own_poll_gives_exactly_one_more_poll() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let p = polls.clone();
+    event_loop.run_until_complete(async move {
+        spawn_detached(poll_fn(move |cx| {
+            if p.fetch_add(1, SeqCst) == 0 {
+                // Woken by reference three times, and once by value through
+                // an owned clone (the other half of the waker's vtable).
+                let owned = cx.waker().clone();
+                for _ in 0..3 {
+                    cx.waker().wake_by_ref();
+                }
+                owned.wake();
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        }));
+        for _ in 0..4 {
+            yield_now().await;
+        }
+    });
+    assert_eq!(polls.load(SeqCst), 2);
+    assert_eq!(event_loop.stats().task_polls, 2);
+}
+
+#[test]
+fn a_wake_from_another_thread_reaches_a_task_and_keep_awake_holds_the_virtual_clock() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let resumed_at = event_loop.run_until_complete(async {
+        // A timer at 5 s: with nothing holding it, the clock would jump there.
+        spawn_detached(sleep(secs(5)));
+        let gate = Gate::new();
+        let done = Countdown::new(1);
+        let resumed_at = Arc::new(Mutex::new(None));
+        let (g, d, r) = (gate.clone(), done.clone(), resumed_at.clone());
+        spawn_detached(async move {
+            g.wait().await;
+            *r.lock().unwrap() = Some(get_running_loop().time());
+            d.count_down();
+        });
+        let keep_awake = get_running_loop().keep_awake();
+        let worker = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            gate.open();
+            drop(keep_awake); // only after the wake
+        });
+        done.wait().await;
+        worker.join().unwrap();
+        resumed_at.lock().unwrap().unwrap()
+    });
+    assert_eq!(resumed_at, Duration::ZERO);
+    assert_eq!(event_loop.time(), Duration::ZERO);
+}
+
+#[test]
+fn time_stands_still_while_any_task_can_run() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let times = event_loop.run_until_complete(async {
+        spawn_detached(sleep(secs(1)));
+        let mut times = Vec::new();
+        for _ in 0..100 {
+            yield_now().await;
+            times.push(get_running_loop().time());
+        }
+        sleep(Duration::from_millis(1500)).await;
+        times.push(get_running_loop().time());
+        sleep_until(secs(4)).await;
+        times.push(get_running_loop().time());
+        times
+    });
+    assert!(times[..100].iter().all(|t| t.is_zero()));
+    assert_eq!(times[100], Duration::from_millis(1500));
+    assert_eq!(times[101], secs(4));
+    assert_eq!(event_loop.time(), secs(4));
+}
+
+#[test]
+fn equal_deadlines_fire_in_registration_order() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let journal = Journal::default();
+    let j = journal.clone();
+    event_loop.run_until_complete(async move {
+        let deadlines = [2, 1, 2, 1, 2];
+        let done = Countdown::new(deadlines.len());
+        for (i, d) in deadlines.into_iter().enumerate() {
+            let (j, done) = (j.clone(), done.clone());
+            spawn_detached(async move {
+                sleep(secs(d)).await;
+                j.note(format!("t{i}"));
+                done.count_down();
+            });
+        }
+        done.wait().await;
+    });
+    assert_eq!(journal.steps(), "t1 t3 | t0 t2 t4");
+    assert_eq!(journal.at("t1"), secs(1));
+    assert_eq!(journal.at("t4"), secs(2));
+}
+
+// ---------------------------------------------------------------- cancel
+
+#[test]
+fn cancel_drops_a_sleeping_task_on_the_next_pass_and_cancels_its_timer() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let drops = Tally::default();
+    let woke_up = Arc::new(AtomicBool::new(false));
+    let probe = drops.probe();
+    let w = woke_up.clone();
+    let d = drops.clone();
+    event_loop.run_until_complete(async move {
+        let task = spawn_detached(async move {
+            let _probe = probe;
+            sleep(secs(10)).await;
+            w.store(true, SeqCst);
+        });
+        yield_now().await; // the task runs and sets its timer
+        let timer = get_running_loop().timer().clone();
+        assert_eq!(timer.pending(), 1);
+        task.cancel();
+        task.cancel(); // twice is once
+        assert_eq!(d.count(), 0, "cancel only asks; the loop drops it");
+        assert!(!task.is_finished());
+        yield_now().await;
+        assert_eq!(d.count(), 1, "dropped on the next pass");
+        assert!(task.is_finished());
+        assert_eq!(timer.pending(), 0, "its sleep's timer is cancelled");
+        task.cancel(); // on a finished task: nothing
+    });
+    assert!(!woke_up.load(SeqCst));
+    assert_eq!(drops.count(), 1);
+    assert_eq!(event_loop.time(), Duration::ZERO, "nobody waited 10 s");
+    assert_eq!(event_loop.live_tasks(), 0);
+}
+
+#[test]
+fn cancel_before_the_first_poll_never_polls_the_future() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let drops = Tally::default();
+    let (p, probe) = (polls.clone(), drops.probe());
+    event_loop.run_until_complete(async move {
+        let task = spawn_detached(poll_fn(move |_| {
+            let _keep = &probe;
+            p.fetch_add(1, SeqCst);
+            Poll::Ready(())
+        }));
+        task.cancel();
+        yield_now().await;
+        assert!(task.is_finished());
+    });
+    assert_eq!(polls.load(SeqCst), 0);
+    assert_eq!(drops.count(), 1);
+    assert_eq!(event_loop.stats().task_polls, 0);
+}
+
+#[test]
+fn cancel_after_the_task_finished_leaves_it_alone() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let finished = Arc::new(AtomicBool::new(false));
+    let f = finished.clone();
+    event_loop.run_until_complete(async move {
+        let task = spawn_detached(async move { f.store(true, SeqCst) });
+        yield_now().await;
+        assert!(task.is_finished());
+        task.cancel();
+        task.cancel();
+        yield_now().await;
+    });
+    assert!(finished.load(SeqCst));
+    assert_eq!(event_loop.live_tasks(), 0);
+}
+
+#[test]
+fn a_task_can_cancel_itself_and_is_dropped_after_its_poll_not_during_it() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let journal = Journal::default();
+    let j = journal.clone();
+    event_loop.run_until_complete(async move {
+        let me: Arc<Mutex<Option<TaskRef>>> = Arc::default();
+        let m = me.clone();
+        let j2 = j.clone();
+        let task = spawn_detached(async move {
+            let myself = m.lock().unwrap().clone().unwrap();
+            myself.cancel();
+            j2.note("still running after cancel()");
+            yield_now().await;
+            j2.note("never");
+        });
+        *me.lock().unwrap() = Some(task.clone());
+        for _ in 0..3 {
+            yield_now().await;
+        }
+        assert!(task.is_finished());
+    });
+    assert_eq!(journal.lines(), ["still running after cancel()"]);
+}
+
+// ---------------------------------------------------------------- panics
+
+#[test]
+fn a_panicking_task_is_reported_and_the_other_tasks_run_on() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let journal = Journal::default();
+    let j = journal.clone();
+    event_loop.run_until_complete(async move {
+        let done = Countdown::new(1);
+        let d = done.clone();
+        let bad = spawn_detached(async {
+            sleep(secs(1)).await;
+            panic!("boom");
+        });
+        let j2 = j.clone();
+        spawn_detached(async move {
+            sleep(secs(2)).await;
+            j2.note("survivor");
+            d.count_down();
+        });
+        done.wait().await;
+        assert!(bad.is_finished());
+    });
+    assert_eq!(journal.lines(), ["survivor"]);
+    assert_eq!(event_loop.time(), secs(2));
+    assert_eq!(event_loop.live_tasks(), 0);
+}
+
+#[test]
+fn a_panicking_main_future_leaves_the_rest_of_its_pass_queued() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let message = panic_text(|| {
+        let mut r = Some(r);
+        event_loop.run_until_complete(poll_fn(move |cx| match r.take() {
+            Some(r) => {
+                // Queue the main future first, then a task behind it in the
+                // same pass; the main future's next poll panics.
+                cx.waker().wake_by_ref();
+                spawn_detached(async move { r.store(true, SeqCst) });
+                Poll::<()>::Pending
+            }
+            None => panic!("main fails"),
+        }))
+    });
+    assert_eq!(message, "main fails");
+    assert!(!ran.load(SeqCst));
+    // "With the loop left in a usable state": the task runs on.
+    event_loop.run_until_complete(async {
+        for _ in 0..3 {
+            yield_now().await;
+        }
+    });
+    assert!(
+        ran.load(SeqCst),
+        "the task behind the panicking main was lost"
+    );
+    assert_eq!(event_loop.live_tasks(), 0);
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+#[test]
+fn closing_the_loop_drops_every_unfinished_task_exactly_once() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let tallies: Vec<Tally> = (0..6).map(|_| Tally::default()).collect();
+    let probes: Vec<Probe> = tallies.iter().map(Tally::probe).collect();
+    let handle = event_loop.handle();
+    let tasks = event_loop.run_until_complete(async move {
+        let mut tasks = Vec::new();
+        for (i, probe) in probes.into_iter().enumerate() {
+            // Tasks 0 and 1 finish (at 1 s and 2 s); 2 to 5 would end later.
+            tasks.push(spawn_detached(async move {
+                let _probe = probe;
+                sleep(secs(i as u64 + 1)).await;
+            }));
+        }
+        sleep(Duration::from_millis(2500)).await;
+        // One more, spawned as the main future returns: never polled.
+        tasks.push(spawn_detached(async {}));
+        tasks
+    });
+    let counts = |t: &[Tally]| t.iter().map(Tally::count).collect::<Vec<_>>();
+    assert_eq!(counts(&tallies), [1, 1, 0, 0, 0, 0]);
+    assert_eq!(event_loop.live_tasks(), 5);
+    assert_eq!(handle.timer().pending(), 4);
+    event_loop.close();
+    assert_eq!(counts(&tallies), [1, 1, 1, 1, 1, 1]);
+    assert!(tasks.iter().all(|t| t.is_finished()));
+    assert_eq!(handle.timer().pending(), 0);
+    // Nothing more happens to them: the tallies stay at one.
+    drop(tasks);
+    drop(handle);
+    assert_eq!(counts(&tallies), [1, 1, 1, 1, 1, 1]);
+}
+
+#[test]
+fn a_future_that_panics_while_dropped_does_not_stop_close() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("drop went wrong");
+        }
+    }
+    let event_loop = EventLoop::with_virtual_clock();
+    let drops = Tally::default();
+    let probe = drops.probe();
+    event_loop.run_until_complete(async move {
+        spawn_detached(async {
+            let _bomb = PanicOnDrop;
+            pending::<()>().await;
+        });
+        spawn_detached(async move {
+            let _probe = probe;
+            pending::<()>().await;
+        });
+        yield_now().await;
+    });
+    event_loop.close();
+    assert_eq!(drops.count(), 1);
+}
+
+#[test]
+fn tasks_left_unfinished_run_on_in_a_later_run_until_complete() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let journal = Journal::default();
+    let j = journal.clone();
+    let first = event_loop.run_until_complete(async move {
+        spawn_detached(async move {
+            sleep(secs(2)).await;
+            j.note("late task");
+        });
+        sleep(secs(1)).await;
+        "first"
+    });
+    assert_eq!(first, "first");
+    assert!(journal.lines().is_empty());
+    assert_eq!(event_loop.live_tasks(), 1);
+    // The sleep is made inside the loop, so it uses the loop's timer (a
+    // `Sleep` takes the current timer when it is made, chapter 4).
+    event_loop.run_until_complete(async { sleep(secs(5)).await });
+    assert_eq!(journal.lines(), ["late task"]);
+    assert_eq!(journal.at("late task"), secs(2));
+    assert_eq!(event_loop.time(), secs(6));
+    assert_eq!(event_loop.live_tasks(), 0);
+}
+
+#[test]
+fn tasks_are_numbered_in_spawn_order_and_counted() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let ids = event_loop.run_until_complete(async {
+        let ids: Vec<u64> = (0..4).map(|_| spawn_detached(async {}).id()).collect();
+        yield_now().await;
+        ids
+    });
+    assert_eq!(ids, [1, 2, 3, 4]);
+    let stats = event_loop.stats();
+    assert_eq!(stats.spawned, 4);
+    assert_eq!(stats.task_polls, 4);
+    assert_eq!(event_loop.live_tasks(), 0);
+}
+
+#[test]
+fn run_on_the_real_clock_returns_the_output_and_closes_its_loop() {
+    let drops = Tally::default();
+    let probe = drops.probe();
+    let started = Instant::now();
+    let (output, handle) = run(async move {
+        spawn_detached(async move {
+            let _probe = probe;
+            sleep(secs(60)).await;
+        });
+        sleep(Duration::from_millis(20)).await;
+        (7, get_running_loop())
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(output, 7);
+    assert!(elapsed >= Duration::from_millis(20), "{elapsed:?}");
+    assert!(elapsed < secs(10), "{elapsed:?}");
+    assert_eq!(
+        drops.count(),
+        1,
+        "run closes the loop: the sleeper is dropped"
+    );
+    assert!(handle.is_closed());
+    assert!(handle.time() >= Duration::from_millis(20));
+}
+
+#[test]
+fn run_passes_a_panic_on_after_closing_the_loop() {
+    let drops = Tally::default();
+    let probe = drops.probe();
+    let message = panic_text(|| {
+        run(async move {
+            spawn_detached(async move {
+                let _probe = probe;
+                pending::<()>().await;
+            });
+            yield_now().await;
+            panic!("main gave up");
+        })
+    });
+    assert_eq!(message, "main gave up");
+    assert_eq!(drops.count(), 1);
+    assert!(try_running_loop().is_err());
+}
