@@ -89,7 +89,9 @@ impl JoinError {
         matches!(self.kind, JoinErrorKind::Panic(_))
     }
 
-    /// The panic's message, if it panicked with a string.
+    /// The panic's message if it panicked ("a non-string panic payload"
+    /// when it panicked with something other than a string); `None` if it
+    /// was cancelled.
     pub fn panic_message(&self) -> Option<String> {
         match &self.kind {
             JoinErrorKind::Panic(payload) => Some(panic_message(&**payload)),
