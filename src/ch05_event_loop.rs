@@ -533,6 +533,14 @@ impl EventLoop {
         let core = &*self.core;
         let clock = core.timer.clock();
         if clock.is_virtual() && core.shared.outside_work.load(Ordering::Acquire) == 0 {
+            // Outside work wakes its task *before* it lets go of its
+            // KeepAwake, so once we have read 0 above, whatever it woke is
+            // already queued: look before jumping, or the clock would leap
+            // past a task that is ready to run (it may have been queued
+            // after this pass found the queue empty).
+            if !lock(&core.shared.queue).entries.is_empty() {
+                return;
+            }
             {
                 match core.timer.next_deadline() {
                     Some(deadline) => {
