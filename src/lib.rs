@@ -23,12 +23,16 @@ pub mod ch04_timer;
 pub mod ch05_event_loop;
 pub mod ch06_join;
 
+pub mod ch09_pool;
+
 pub use ch03_waker::block_on;
 pub use ch04_timer::{Sleep, sleep, sleep_until};
 pub use ch05_event_loop::{
     EventLoop, Handle, NoRunningLoop, get_running_loop, run, try_running_loop, yield_now,
 };
 pub use ch06_join::{JoinError, JoinHandle, spawn};
+
+pub use ch09_pool::{ThreadPool, run_in_executor};
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
 /// the reading guide cannot drift away from the code.
