@@ -24,6 +24,7 @@ pub mod ch05_event_loop;
 pub mod ch06_join;
 
 pub mod ch09_pool;
+pub mod ch10_measure;
 
 pub use ch03_waker::block_on;
 pub use ch04_timer::{Sleep, sleep, sleep_until};
