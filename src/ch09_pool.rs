@@ -75,7 +75,7 @@
 //!   that would be wrong: real work takes real time, and the task waiting
 //!   for it must not find that ten virtual seconds went by. So a job
 //!   submitted from inside a running loop carries that loop's
-//!   [`KeepAwake`](crate::ch05_event_loop::KeepAwake) guard; it is released
+//!   [`KeepAwake`] guard; it is released
 //!   only after the job's slot is filled (and its task queued), so the
 //!   clock stays put until the task has seen the result.
 //!
