@@ -75,9 +75,9 @@
 //!   that would be wrong: real work takes real time, and the task waiting
 //!   for it must not find that ten virtual seconds went by. So a job
 //!   submitted from inside a running loop carries that loop's
-//!   [`KeepAwake`] guard; it is released
-//!   only after the job's slot is filled (and its task queued), so the
-//!   clock stays put until the task has seen the result.
+//!   [`KeepAwake`] guard; it is released only after the job's slot is
+//!   filled (and its task queued), so the clock stays put until the task
+//!   has seen the result.
 //!
 //! ## Limits, on purpose
 //!
@@ -207,8 +207,8 @@ impl ThreadPool {
     }
 
     /// How many of this pool's worker threads are alive right now (started
-    /// and not yet exited). Starts at 0, never exceeds [`ThreadPool::size`],
-    /// and is 0 again once the pool has been dropped.
+    /// and not yet exited). Starts at 0 and never exceeds
+    /// [`ThreadPool::size`]; dropping the pool joins them all.
     pub fn threads_alive(&self) -> usize {
         self.shared.alive.load(Ordering::Acquire)
     }
@@ -225,6 +225,10 @@ impl ThreadPool {
     /// Called inside a running event loop, the job holds that loop's
     /// `KeepAwake` until its result is delivered, so a virtual clock does not
     /// jump while it runs.
+    ///
+    /// The handle's [`id`](JoinHandle::id) (and the number in a
+    /// [`JoinError`]'s message) is the job's number in this pool: 1 for its
+    /// first job, 2 for the next …; it is not a task number.
     pub fn run_in_executor<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
