@@ -36,13 +36,12 @@
 //! and 1 steps (the users example's look-ups, [`E001_1_STEPS`]), each step
 //! one unit of [`Work`]: either *waiting* (a sleep, like I/O) or
 //! *computing* (a fixed amount of CPU work, [`spin`], sized by [`calibrate`]
-//! to take one unit of the thread's own CPU time, [`thread_cpu_time`], so
-//! that a busy machine stretches the picture instead of shrinking the
-//! work). [`sequential`] awaits the jobs one after another; [`concurrent`]
-//! spawns them as tasks on the one loop thread; [`parallel`] gives each job
-//! to a pool thread (chapter 9). Each returns a [`Timeline`] of when every
-//! step ran, and [`draw`] turns timelines into a text picture. What the
-//! pictures show:
+//! to take one unit on an idle core, so that a busy machine stretches the
+//! picture instead of shrinking the work). [`sequential`] awaits the jobs
+//! one after another; [`concurrent`] spawns them as tasks on the one loop
+//! thread; [`parallel`] gives each job to a pool thread (chapter 9). Each
+//! returns a [`Timeline`] of when every step ran, and [`draw`] turns
+//! timelines into a text picture. What the pictures show:
 //!
 //! * waiting jobs: sequential takes the **sum** (6 units), concurrent the
 //!   **max** (3), parallel the max too, but with a thread per job;
@@ -549,50 +548,35 @@ pub fn spin(iterations: u64) -> u64 {
     x
 }
 
-/// The CPU time the calling thread has used so far: the first field of
-/// `/proc/thread-self/schedstat` (nanoseconds on a CPU). Unlike the wall
-/// clock, it does not run while the thread waits or while other programs
-/// have the CPU.
-pub fn thread_cpu_time() -> io::Result<Duration> {
-    let text = fs::read_to_string("/proc/thread-self/schedstat")?;
-    let nanos = text
-        .split_whitespace()
-        .next()
-        .and_then(|field| field.parse::<u64>().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "/proc/thread-self/schedstat does not start with a number",
-            )
-        })?;
-    Ok(Duration::from_nanos(nanos))
-}
-
-/// How many rounds of [`spin`] take `unit` of CPU time on this machine and
-/// build (at least 1). It measures about 50 ms of spinning on the thread's
-/// own CPU clock ([`thread_cpu_time`]), so a busy machine does not make the
-/// unit of work smaller; without `/proc` it falls back to the wall clock.
+/// How many rounds of [`spin`] take `unit` on this machine and build, at
+/// its fastest (at least 1).
+///
+/// It times seven short runs of about 10 ms each and keeps the fastest:
+/// a run that was preempted, or that shared its core with a busy sibling
+/// thread, only ever looks slower, so the fastest run is the best guess at
+/// what one unit of work costs on an idle machine. On a busy machine the
+/// steps then take longer than a unit, and the pictures show it.
 pub fn calibrate(unit: Duration) -> u64 {
-    let cpu_clock = thread_cpu_time().is_ok();
-    let origin = Instant::now();
-    let clock = || {
-        if cpu_clock {
-            thread_cpu_time().unwrap_or_default()
-        } else {
-            origin.elapsed()
-        }
-    };
+    // Grow the trial until it takes about 10 ms.
     let mut rounds = 1_000u64;
-    loop {
-        let begun = clock();
+    while rounds < 1 << 40 {
+        let begun = Instant::now();
         spin(rounds);
-        let took = clock().saturating_sub(begun);
-        if took >= Duration::from_millis(50) || rounds >= 1 << 40 {
-            let per_round = took.as_secs_f64() / rounds as f64;
-            return ((unit.as_secs_f64() / per_round) as u64).max(1);
+        if begun.elapsed() >= Duration::from_millis(10) {
+            break;
         }
-        rounds *= 4;
+        rounds *= 2;
     }
+    let fastest = (0..7)
+        .map(|_| {
+            let begun = Instant::now();
+            spin(rounds);
+            begun.elapsed()
+        })
+        .min()
+        .unwrap_or(Duration::from_millis(10));
+    let per_round = fastest.as_secs_f64() / rounds as f64;
+    ((unit.as_secs_f64() / per_round) as u64).max(1)
 }
 
 /// Runs one step of `work` on the loop.

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use tiny_asyncio::ch10_measure::{
     CrowdReport, E001_1_STEPS, ProcStatus, Sleepers, Span, Timeline, Way, Work, calibrate,
     concurrent, draw, parallel, sequential, sleeping_tasks, sleeping_threads, spin, status_field,
-    switches_of_live_threads, thread_cpu_time,
+    switches_of_live_threads,
 };
 use tiny_asyncio::{EventLoop, ThreadPool, block_on, run};
 
@@ -212,27 +212,6 @@ fn spin_is_deterministic_and_calibrate_gives_at_least_one_round() {
     assert_ne!(spin(1000), spin(1001));
     assert!(calibrate(Duration::from_nanos(1)) >= 1);
     assert!(calibrate(Duration::from_millis(10)) > calibrate(Duration::from_micros(10)));
-}
-
-/// A thread's CPU clock moves while it computes, and (almost) stands still
-/// while it sleeps.
-#[test]
-fn thread_cpu_time_runs_while_computing_not_while_sleeping() {
-    thread::spawn(|| {
-        let before = thread_cpu_time().unwrap();
-        spin(calibrate(Duration::from_millis(20)));
-        let computed = thread_cpu_time().unwrap();
-        assert!(computed > before);
-        thread::sleep(Duration::from_millis(100));
-        let slept = thread_cpu_time().unwrap();
-        assert!(
-            slept - computed < Duration::from_millis(50),
-            "{:?}",
-            slept - computed
-        );
-    })
-    .join()
-    .unwrap();
 }
 
 // ---------------------------------------------------------------------------
