@@ -158,6 +158,12 @@ fn e001_1(unit: Duration) {
             units(computes)
         );
     }
+    let ratio = |way: usize| units(&computing[way]) / units(&computing[0]);
+    println!(
+        "computing, against sequential: concurrent × {:.2}, parallel × {:.2}",
+        ratio(1),
+        ratio(2)
+    );
     println!(
         "기다림은 한 스레드에서도 겹친다 (합 6 → 최대 3). 계산은 한 스레드에서 번갈아 해도 합 그대로이고,\n\
          병렬 스레드만 줄인다 (코어 {}개까지).\n",
