@@ -160,7 +160,8 @@ fn e001_1(unit: Duration) {
     }
     let ratio = |way: usize| units(&computing[way]) / units(&computing[0]);
     println!(
-        "computing, against sequential: concurrent × {:.2}, parallel × {:.2}",
+        "computing, against sequential: concurrent × {:.2}, parallel × {:.2} \
+         (계산 시간은 기계가 그 순간 하는 다른 일에 따라 흔들린다: 비율을 보라)",
         ratio(1),
         ratio(2)
     );
