@@ -2,17 +2,18 @@
 //!
 //! `cargo run --example ch10` takes about 15 s:
 //!
-//! * E001-1: three jobs of 3, 2 and 1 steps (one step = 200 ms), run
+//! * E001-1: three jobs of 3, 2 and 1 steps (one step = 100 ms), run
 //!   sequentially, concurrently as tasks on one thread, and in parallel on
-//!   pool threads; once with waiting steps, once with computing steps; with
-//!   their timelines drawn and their totals side by side.
+//!   pool threads; once with waiting steps, once with computing steps (three
+//!   rounds, keeping the fastest run of each way); with their timelines
+//!   drawn and their totals side by side.
 //! * E004-7: N sleeping OS threads against N sleeping tasks (each sleeps
 //!   1 s), for N = 1,000 and 10,000 threads and up to 100,000 tasks: time to
 //!   start them, total time, peak memory, context switches. Each row runs in
 //!   a fresh child process (this same program, re-executed with
 //!   `--crowd <threads|tasks> <N>`), because peak memory is per process.
 //!
-//! Options: `--unit-ms N` (the E001-1 step, default 200), `--nap-ms N` (the
+//! Options: `--unit-ms N` (the E001-1 step, default 100), `--nap-ms N` (the
 //! E004-7 sleep, default 1000).
 
 use std::process::Command;
@@ -33,6 +34,9 @@ const CROWDS: [(Sleepers, usize); 5] = [
     (Sleepers::Tasks, 100_000),
 ];
 
+/// How many times the computing jobs run (the fastest of each way is kept).
+const COMPUTING_ROUNDS: usize = 3;
+
 struct Options {
     unit: Duration,
     nap: Duration,
@@ -44,7 +48,7 @@ fn options() -> Options {
     let usage = "usage: cargo run --example ch10 [-- --unit-ms N] [--nap-ms N] \
                  (internal: --crowd threads|tasks COUNT)";
     let mut options = Options {
-        unit: Duration::from_millis(200),
+        unit: Duration::from_millis(100),
         nap: Duration::from_secs(1),
         crowd: None,
     };
@@ -132,39 +136,53 @@ fn e001_1(unit: Duration) {
         unit.as_millis()
     );
     let pool = ThreadPool::new(E001_1_STEPS.len());
-    let rounds = calibrate(unit);
-    let three_ways = |title: &str, work: Work| -> Vec<Timeline> {
-        println!("-- {title}");
-        let timelines = run(async {
+    let three_ways = |work: Work| -> Vec<Timeline> {
+        run(async {
             vec![
                 sequential(&E001_1_STEPS, work).await,
                 concurrent(&E001_1_STEPS, work).await,
                 parallel(&pool, &E001_1_STEPS, work).await,
             ]
-        });
-        println!("{}", draw(&timelines, unit));
-        timelines
+        })
     };
-    let waiting = three_ways("기다리는 작업 (I/O처럼)", Work::Wait(unit));
-    let computing = three_ways("계산하는 작업 (CPU)", Work::Compute(rounds));
 
-    let units = |t: &Timeline| t.total.as_secs_f64() / unit.as_secs_f64();
+    println!("-- 기다리는 작업 (I/O처럼)");
+    let waiting = three_ways(Work::Wait(unit));
+    println!("{}", draw(&waiting, unit));
+
+    // Other programs can only make computing slower, never faster: of a few
+    // rounds, the fastest run of each way is the one least disturbed.
+    println!("-- 계산하는 작업 (CPU), {COMPUTING_ROUNDS}번 돌려 방식마다 가장 빠른 것");
+    let work = Work::Compute(calibrate(unit));
+    let mut computing = three_ways(work);
+    for _ in 1..COMPUTING_ROUNDS {
+        for (best, next) in computing.iter_mut().zip(three_ways(work)) {
+            if next.total < best.total {
+                *best = next;
+            }
+        }
+    }
+    // A computing step's length depends on the machine's mood, so measure
+    // these pictures in the sequential run's own average step: sequential
+    // is 6 units by definition, and the other two read as its multiples.
+    let total_steps: u32 = E001_1_STEPS.iter().sum();
+    let step = computing[0].total / total_steps;
+    println!(
+        "(1 단위 = 순차 실행의 평균 단계 = 계산 {:.1} ms)",
+        step.as_secs_f64() * 1e3
+    );
+    println!("{}", draw(&computing, step));
+
+    let units = |t: &Timeline, unit: Duration| t.total.as_secs_f64() / unit.as_secs_f64();
     println!("{:<22} {:>16} {:>16}", "", "waiting jobs", "computing jobs");
     for (waits, computes) in waiting.iter().zip(&computing) {
         println!(
             "{} {:>10.2} units {:>10.2} units",
             padded(waits.way.label(), 22),
-            units(waits),
-            units(computes)
+            units(waits, unit),
+            units(computes, step)
         );
     }
-    let ratio = |way: usize| units(&computing[way]) / units(&computing[0]);
-    println!(
-        "computing, against sequential: concurrent × {:.2}, parallel × {:.2} \
-         (계산 시간은 기계가 그 순간 하는 다른 일에 따라 흔들린다: 비율을 보라)",
-        ratio(1),
-        ratio(2)
-    );
     println!(
         "기다림은 한 스레드에서도 겹친다 (합 6 → 최대 3). 계산은 한 스레드에서 번갈아 해도 합 그대로이고,\n\
          병렬 스레드만 줄인다 (코어 {}개까지).\n",

@@ -551,12 +551,18 @@ pub fn spin(iterations: u64) -> u64 {
 /// How many rounds of [`spin`] take `unit` on this machine and build, at
 /// its fastest (at least 1).
 ///
-/// It times seven short runs of about 10 ms each and keeps the fastest:
-/// a run that was preempted, or that shared its core with a busy sibling
-/// thread, only ever looks slower, so the fastest run is the best guess at
-/// what one unit of work costs on an idle machine. On a busy machine the
-/// steps then take longer than a unit, and the pictures show it.
+/// It first spins for 200 ms to wake the core up (a core that was idle may
+/// run slowly for a moment, and a virtual machine's may even more), then
+/// times seven short runs of about 10 ms each and keeps the fastest: a run
+/// that was preempted, or that shared its core with a busy sibling thread,
+/// only ever looks slower, so the fastest run is the best guess at what one
+/// unit of work costs on an idle machine. On a busy machine the steps then
+/// take longer than a unit, and the pictures show it.
 pub fn calibrate(unit: Duration) -> u64 {
+    let warming = Instant::now();
+    while warming.elapsed() < Duration::from_millis(200) {
+        spin(10_000);
+    }
     // Grow the trial until it takes about 10 ms.
     let mut rounds = 1_000u64;
     while rounds < 1 << 40 {
