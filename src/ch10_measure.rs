@@ -54,12 +54,11 @@
 //! **Limits.** The `/proc` readers work on Linux only (elsewhere they give
 //! an `io::Error`). The figures belong to the machine and the build (a debug
 //! build spawned tasks about three times slower than `--release` on the
-//! machine the book was measured on); the tests
-//! check only the relations that must hold anywhere (sum against max, at
-//! least one switch per sleeping thread), never a figure. Sequential and
-//! concurrent runs read the loop's clock, so on a virtual clock they are
-//! exact; pool threads live outside the loop's time, so [`parallel`] reads
-//! the wall clock.
+//! machine the book was measured on); the tests check only the relations
+//! that must hold anywhere (sum against max, at least one switch per
+//! sleeping thread), never a figure. Sequential and concurrent runs read
+//! the loop's clock, so on a virtual clock they are exact; pool threads
+//! live outside the loop's time, so [`parallel`] reads the wall clock.
 //!
 //! **What comes after.** This is the last chapter: the crate root now
 //! re-exports the finished runtime, and `CHAPTERS.md`'s table maps every
