@@ -32,6 +32,9 @@ pub mod ch08_timeout;
 pub mod timeline;
 pub mod trace;
 
+pub mod ch09_pool;
+pub mod ch10_measure;
+
 pub use ch03_waker::block_on;
 pub use ch04_timer::{Sleep, sleep, sleep_until};
 pub use ch05_event_loop::{
@@ -40,6 +43,8 @@ pub use ch05_event_loop::{
 pub use ch06_join::{JoinError, JoinHandle, spawn};
 pub use ch07_gather::{ReturnWhen, as_completed, gather, try_gather, wait};
 pub use ch08_timeout::{Elapsed, timeout, timeout_at};
+
+pub use ch09_pool::{ThreadPool, run_in_executor};
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
 /// the reading guide cannot drift away from the code.
