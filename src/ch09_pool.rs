@@ -55,12 +55,12 @@
 //! * **FIFO.** Jobs start in the order they were submitted; at most `n` run
 //!   at once.
 //! * **Abort.** There is no safe way to stop a thread in the middle of a
-//!   call, so [`JoinHandle::abort`] on a job only sets a flag. A job that is
-//!   still queued is then skipped when its turn comes: it never runs, and its
-//!   handle resolves "cancelled" at that moment. A job that is already
-//!   running finishes; its result is dropped on the worker, and its handle
-//!   resolves "cancelled" when it returns. (tokio's `spawn_blocking` behaves
-//!   the same way.)
+//!   call, so [`JoinHandle::abort`] on a job sets a flag and resolves the
+//!   handle "cancelled" at once: nobody waits for a job they gave up on. A
+//!   job that is still queued is skipped when its turn comes: it never runs.
+//!   A job that is already running finishes, and its result is dropped on
+//!   the worker (the handle's first result, "cancelled", wins). (tokio's
+//!   `spawn_blocking` makes the same promise about running jobs.)
 //! * **Shutdown.** Dropping a pool (or closing the loop that owns the
 //!   default pool) waits for the running jobs, joins every worker, and
 //!   resolves the handles of the jobs still queued as "cancelled": they

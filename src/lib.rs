@@ -25,15 +25,14 @@ pub mod ch05_event_loop;
 pub mod ch06_join;
 pub mod ch07_gather;
 pub mod ch08_timeout;
+pub mod ch09_pool;
+pub mod ch10_measure;
 
 // Appendix modules, outside the chapter order. They depend on no chapter:
 // `trace` records what an event loop does (chapter 5 reports to it), and
 // `timeline` draws pictures, so every chapter's example may draw with them.
 pub mod timeline;
 pub mod trace;
-
-pub mod ch09_pool;
-pub mod ch10_measure;
 
 pub use ch03_waker::block_on;
 pub use ch04_timer::{Sleep, sleep, sleep_until};
@@ -43,7 +42,6 @@ pub use ch05_event_loop::{
 pub use ch06_join::{JoinError, JoinHandle, spawn};
 pub use ch07_gather::{ReturnWhen, as_completed, gather, try_gather, wait};
 pub use ch08_timeout::{Elapsed, timeout, timeout_at};
-
 pub use ch09_pool::{ThreadPool, run_in_executor};
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
