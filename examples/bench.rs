@@ -35,9 +35,11 @@ use std::time::{Duration, Instant};
 
 use tiny_asyncio::{ThreadPool, gather, run, sleep, spawn, timeout, yield_now};
 
-/// Every workload: its name, and the function that runs it and returns the
-/// metrics after `wall_s` (which the runner prints first).
-const WORKLOADS: &[(&str, fn() -> (f64, String))] = &[
+/// A workload runs and returns its wall time in seconds and its metrics.
+type Workload = fn() -> (f64, String);
+
+/// Every workload, by name.
+const WORKLOADS: &[(&str, Workload)] = &[
     ("spawn", w1_spawn),
     ("sleepers", w2_sleepers),
     ("timeouts", w3_timeouts),
@@ -66,7 +68,7 @@ fn main() {
 }
 
 /// Runs one workload in this process and prints its line.
-fn run_one(name: &str, workload: fn() -> (f64, String)) {
+fn run_one(name: &str, workload: Workload) {
     let (wall_s, metrics) = workload();
     println!(
         "workload={name} runtime=tiny-asyncio wall_s={wall_s:.3} {metrics} peak_rss_mib={:.1}",

@@ -294,7 +294,10 @@ fn aborting_a_running_job_lets_it_finish_and_drops_its_result() {
     started.recv().unwrap();
     job.abort();
     assert!(block_on(job).unwrap_err().is_cancelled());
-    assert!(!finished.load(Ordering::SeqCst), "resolved before the job ended");
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "resolved before the job ended"
+    );
     go.send(()).unwrap();
     drop(pool); // waits for the running job
     assert!(finished.load(Ordering::SeqCst), "the running job finished");
