@@ -126,8 +126,10 @@ impl Deref for WakerRef<'_> {
 }
 
 /// The four vtable functions for one `W`, as an associated constant so that
-/// `&VTable::<W>::VTABLE` is a `&'static` table (one per type, made by the
-/// compiler).
+/// `&VTable::<W>::VTABLE` is a `&'static` table the compiler makes for us.
+/// (Its address is not promised to be unique across compilation units, so
+/// `Waker::will_wake` may now and then answer "no" for the same waker; that
+/// only costs a clone.)
 struct VTable<W>(PhantomData<W>);
 
 impl<W: ArcWake> VTable<W> {
@@ -241,7 +243,13 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// let answer = tiny_asyncio::block_on(async { 6 * 7 });
 /// assert_eq!(answer, 42);
 /// ```
+///
+/// # Panics
+/// Inside another executor on the same thread (another `block_on`, or
+/// chapter 5's running event loop): blocking there would stop everything
+/// that executor runs, and on a virtual clock nobody would ever move time.
 pub fn block_on<F: Future>(future: F) -> F::Output {
+    let _entered = enter_executor("block_on");
     let mut future = pin!(future);
     let signal = Arc::new(Signal::new());
     let waker = waker_ref(&signal);
@@ -251,6 +259,46 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
             return output;
         }
         signal.wait();
+    }
+}
+
+thread_local! {
+    /// The executor running on this thread, if any (see [`enter_executor`]).
+    static EXECUTOR: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks this thread as running an executor named `name` until the guard is
+/// dropped. An executor blocks its thread while it waits, so a second one
+/// started inside the first (from one of its futures) would stop the first
+/// dead: refuse it, with a message that says so.
+///
+/// # Panics
+/// If an executor is already running on this thread.
+pub fn enter_executor(name: &'static str) -> ExecutorGuard {
+    EXECUTOR.with(|running| {
+        if let Some(outer) = running.get() {
+            panic!(
+                "{name}: this thread is already running an executor ({outer}), and blocking \
+                 inside it would stop every future it drives (asyncio: RuntimeError: This event \
+                 loop is already running). Await the future instead, or spawn it"
+            );
+        }
+        running.set(Some(name));
+    });
+    ExecutorGuard {
+        _not_send: PhantomData,
+    }
+}
+
+/// Clears the "executor running" mark of [`enter_executor`] when dropped.
+pub struct ExecutorGuard {
+    /// The mark is per thread: the guard must stay on it.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for ExecutorGuard {
+    fn drop(&mut self) {
+        EXECUTOR.with(|running| running.set(None));
     }
 }
 

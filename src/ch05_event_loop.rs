@@ -6,7 +6,9 @@
 //! does a sleeping look-up get its turn back?
 //!
 //! **The documents.** E000-4 (three tasks created in the order 3, 2, 1,
-//! interleaving `3-1 2-1 1-1 | 3-2 2-2 done1 | …`), E001-3 (the same with
+//! interleaving `3-1 2-1 1-1 | 3-2 2-2 done1 | …`), E001-2 seen again (each
+//! request now answered after its own 3, 2 and 1 s, where chapter 1's took
+//! 3, 5 and 6), E001-3 (the same with
 //! bare coroutines; the document warns the order is not guaranteed), and
 //! E002-4 (`asyncio.get_running_loop()` inside a coroutine prints the loop;
 //! outside any loop it raises `RuntimeError: no running event loop`).
@@ -76,13 +78,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::ch03_waker::{ArcWake, Signal, lock, waker_from_arc, waker_ref};
+use crate::ch03_waker::{
+    ArcWake, ExecutorGuard, Signal, enter_executor, lock, waker_from_arc, waker_ref,
+};
 use crate::ch04_timer::{self, Clock, Timer};
 use crate::trace::{self, Event, Recorder, Trace, WakeSource};
 
 /// The state bits of a task, and the rules that govern them.
 ///
-/// All four live in one `AtomicU8`, because wakes arrive from any thread
+/// All five live in one `AtomicU8`, because wakes arrive from any thread
 /// while the loop thread polls.
 pub mod state {
     /// The task is in the run queue, or will be put back there when its
@@ -721,6 +725,12 @@ impl EventLoop {
     /// and jumps to the next timer deadline when every task is waiting on a
     /// timer. Three seconds of sleeps take microseconds of real time, and
     /// every run is the same to the microsecond.
+    ///
+    /// The loop cannot see work on other threads: a thread that will wake a
+    /// task must hold a [`KeepAwake`] ([`Handle::keep_awake`]) while it
+    /// works (chapter 9's pool does), or the clock jumps ahead meanwhile, and
+    /// with no timer left the loop reports a deadlock. Chapter 3's
+    /// `ThreadSleep` holds none: use `sleep` on a virtual loop.
     pub fn with_virtual_clock() -> EventLoop {
         EventLoop::with_clock(Clock::new_virtual())
     }
@@ -967,22 +977,30 @@ pub struct LoopStats {
 /// Marks the loop as running on this thread while it runs.
 struct RunningGuard {
     core: Rc<LoopCore>,
+    /// Chapter 3's "an executor runs here" mark: `block_on` inside a task
+    /// (or this loop inside a `block_on`) is refused with a clear message.
+    _executor: ExecutorGuard,
 }
 
 impl RunningGuard {
     fn enter(core: &Rc<LoopCore>) -> RunningGuard {
         RUNNING_LOOP.with(|running| {
-            let mut running = running.borrow_mut();
+            let running = running.borrow_mut();
             assert!(
                 running.is_none(),
                 "run_until_complete: an event loop is already running on this thread, and a loop \
                  cannot block inside itself (asyncio: RuntimeError: This event loop is already \
                  running). Await the future, or spawn it, instead"
             );
-            *running = Some(core.clone());
         });
+        // May refuse (inside a `block_on`) before anything is marked.
+        let executor = enter_executor("run_until_complete");
+        RUNNING_LOOP.with(|running| *running.borrow_mut() = Some(core.clone()));
         core.running.set(true);
-        RunningGuard { core: core.clone() }
+        RunningGuard {
+            core: core.clone(),
+            _executor: executor,
+        }
     }
 }
 

@@ -166,6 +166,8 @@ struct SlotInner<T> {
     result: Option<Result<T, JoinError>>,
     /// The waker of whoever awaits the handle (latest poll only).
     waker: Option<Waker>,
+    /// Kept alive until the result is in (see [`JoinSlot::hold_until_complete`]).
+    held: Vec<Box<dyn Any + Send>>,
 }
 
 impl<T> JoinSlot<T> {
@@ -175,6 +177,7 @@ impl<T> JoinSlot<T> {
             inner: Mutex::new(SlotInner {
                 result: None,
                 waker: None,
+                held: Vec::new(),
             }),
             finished: AtomicBool::new(false),
             id: AtomicU64::new(0),
@@ -194,17 +197,33 @@ impl<T> JoinSlot<T> {
     /// Fills the slot (the first result wins; later ones are ignored) and
     /// wakes the awaiter, outside the lock.
     pub fn complete(&self, result: Result<T, JoinError>) {
-        let waker = {
+        let (waker, held) = {
             let mut inner = lock(&self.inner);
             if self.finished.load(Ordering::Acquire) {
                 return;
             }
             inner.result = Some(result);
             self.finished.store(true, Ordering::Release);
-            inner.waker.take()
+            (inner.waker.take(), std::mem::take(&mut inner.held))
         };
         if let Some(waker) = waker {
             waker.wake();
+        }
+        // Let go of what was held only once the result is delivered.
+        drop(held);
+    }
+
+    /// Keeps `thing` alive until the slot gets its result (at once if it
+    /// has one), then drops it. Chapter 9's pool hands it the loop's
+    /// `KeepAwake`, so that a virtual clock stays put while a job runs, and
+    /// moves on as soon as the job's handle resolves, aborted or not.
+    pub fn hold_until_complete(&self, thing: Box<dyn Any + Send>) {
+        let mut inner = lock(&self.inner);
+        if self.is_finished() {
+            drop(inner);
+            drop(thing);
+        } else {
+            inner.held.push(thing);
         }
     }
 

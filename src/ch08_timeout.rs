@@ -128,7 +128,7 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoF
     let sleep = sleep(duration);
     Timeout {
         future: Some(Box::pin(future.into_future())),
-        after: duration,
+        after: Some(duration),
         sleep,
     }
 }
@@ -138,7 +138,9 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoF
 /// after dropping the future. A deadline in the past gives `Elapsed` at the
 /// first poll, unless the future is ready at once.
 pub fn timeout_at<F: IntoFuture>(deadline: Duration, future: F) -> Timeout<F::IntoFuture> {
-    let after = deadline.saturating_sub(ch04_timer::now());
+    // Measured on the loop's clock: now if we are in a loop, else at the
+    // first poll (when the sleep, too, learns which loop it belongs to).
+    let after = ch04_timer::entered_timer().map(|timer| deadline.saturating_sub(timer.now()));
     Timeout {
         future: Some(Box::pin(future.into_future())),
         after,
@@ -153,7 +155,9 @@ pub struct Timeout<F> {
     /// dropped at the deadline.
     future: Option<Pin<Box<F>>>,
     sleep: Sleep,
-    after: Duration,
+    /// How long the caller gave the future (for `Elapsed`); `None` until
+    /// the first poll for a `timeout_at` made outside any loop.
+    after: Option<Duration>,
 }
 
 // The inner future is boxed, and `Sleep` is `Unpin`: moving a `Timeout`
@@ -180,6 +184,10 @@ impl<F: Future> Future for Timeout<F> {
         let Some(future) = this.future.as_mut() else {
             panic!("Timeout polled after it returned: a finished future must not be polled again");
         };
+        let deadline = this.sleep.deadline();
+        let after = *this
+            .after
+            .get_or_insert_with(|| deadline.saturating_sub(ch04_timer::now()));
         // The inner future first: ready at the deadline still counts.
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             this.future = None;
@@ -189,7 +197,7 @@ impl<F: Future> Future for Timeout<F> {
             // Cancel by dropping, before anyone hears about the timeout.
             this.future = None;
             return Poll::Ready(Err(Elapsed {
-                after: this.after,
+                after,
                 deadline: this.sleep.deadline(),
             }));
         }

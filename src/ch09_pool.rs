@@ -75,9 +75,11 @@
 //!   that would be wrong: real work takes real time, and the task waiting
 //!   for it must not find that ten virtual seconds went by. So a job
 //!   submitted from inside a running loop carries that loop's
-//!   [`KeepAwake`] guard; it is released only after the job's slot is
-//!   filled (and its task queued), so the clock stays put until the task
-//!   has seen the result.
+//!   [`KeepAwake`] guard, held by the job's slot
+//!   (`JoinSlot::hold_until_complete`): it is released only after the slot
+//!   is filled (and the waiting task queued), so the clock stays put until
+//!   the task has seen the result. An aborted job's handle resolves at once,
+//!   and so the clock is free at once, while the job finishes unobserved.
 //!
 //! ## Limits, on purpose
 //!
@@ -249,10 +251,14 @@ impl ThreadPool {
         let slot = JoinSlot::new();
         slot.set_task_id(id);
         let cancelled = Arc::new(AtomicBool::new(false));
+        if let Some(keep_awake) = keep_awake {
+            // Released when the handle resolves: when the job's result is
+            // delivered, or at once if the job is aborted.
+            slot.hold_until_complete(Box::new(keep_awake));
+        }
         let ticket = Ticket {
             slot: slot.clone(),
             cancelled: cancelled.clone(),
-            keep_awake,
             id,
         };
         let job: Job = Box::new(move || ticket.run(f));
@@ -350,7 +356,6 @@ fn worker(shared: Arc<PoolShared>) {
 struct Ticket<T> {
     slot: Arc<JoinSlot<T>>,
     cancelled: Arc<AtomicBool>,
-    keep_awake: Option<KeepAwake>,
     id: u64,
 }
 
@@ -373,9 +378,10 @@ impl<T> Ticket<T> {
 
 impl<T> Drop for Ticket<T> {
     fn drop(&mut self) {
+        // A no-op if the job delivered its result (or was aborted); else,
+        // say "cancelled". Either way the slot then lets go of the loop's
+        // KeepAwake, and only now may a virtual clock move again.
         self.slot.complete(Err(JoinError::cancelled(self.id)));
-        // Only now may the loop's virtual clock move again.
-        drop(self.keep_awake.take());
     }
 }
 

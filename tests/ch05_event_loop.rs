@@ -941,3 +941,36 @@ fn run_passes_a_panic_on_after_closing_the_loop() {
     assert_eq!(drops.count(), 1);
     assert!(try_running_loop().is_err());
 }
+
+/// `block_on` inside a task would block the loop's only thread (and on a
+/// virtual clock, hang: nobody would move time). It is refused with a clear
+/// message, and so is a loop run inside `block_on`.
+#[test]
+fn block_on_inside_a_running_loop_is_refused_with_a_clear_message() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let message = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        event_loop.run_until_complete(async {
+            tiny_asyncio::block_on(tiny_asyncio::sleep(Duration::from_secs(1)))
+        })
+    }))
+    .map(|_| String::new())
+    .unwrap_or_else(|payload| tiny_asyncio::ch05_event_loop::panic_message(&*payload));
+    assert!(
+        message.contains("block_on: this thread is already running"),
+        "{message}"
+    );
+    // The loop is usable afterwards.
+    assert_eq!(event_loop.run_until_complete(async { 7 }), 7);
+
+    let inner = std::panic::catch_unwind(|| {
+        tiny_asyncio::block_on(async {
+            EventLoop::with_virtual_clock().run_until_complete(async {})
+        })
+    })
+    .map(|_| String::new())
+    .unwrap_or_else(|payload| tiny_asyncio::ch05_event_loop::panic_message(&*payload));
+    assert!(
+        inner.contains("already running an executor (block_on)"),
+        "{inner}"
+    );
+}

@@ -355,3 +355,17 @@ fn e004_3_a_timeout_made_outside_the_loop_runs_on_the_loops_clock() {
     assert!(ok.is_ok());
     assert_eq!(event_loop.time(), secs(4));
 }
+
+/// `timeout_at` made outside the loop measures "how long it was given" on
+/// the loop's clock, at its first poll: with the loop at 5 s, a deadline of
+/// 7 s gave the future 2 s.
+#[test]
+fn e004_3_timeout_at_made_outside_the_loop_reports_the_time_it_gave_on_the_loops_clock() {
+    let event_loop = EventLoop::with_virtual_clock();
+    event_loop.run_until_complete(async { sleep(secs(5)).await });
+    let error = event_loop
+        .run_until_complete(timeout_at(secs(7), sleep(secs(10))))
+        .unwrap_err();
+    assert_eq!(error.after(), secs(2));
+    assert_eq!(event_loop.time(), secs(7));
+}

@@ -574,3 +574,33 @@ proptest! {
         prop_assert!(pool.threads_alive() <= n);
     }
 }
+
+/// Aborting a running job frees a virtual clock at once: the clock stays
+/// put while a job runs (its handle holds the loop's KeepAwake), but once
+/// the job is aborted nobody waits for it, so a 10 s virtual sleep ends
+/// without waiting for the job's real 2 s.
+#[test]
+fn aborting_a_running_job_releases_the_virtual_clock_at_once() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let (started_tx, started) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let began = std::time::Instant::now();
+    event_loop.run_until_complete(async move {
+        let job = run_in_executor(move || {
+            started_tx.send(()).unwrap();
+            // Blocks until the test lets it go, after the loop is done.
+            let _ = go_rx.recv_timeout(Duration::from_secs(2));
+        });
+        started.recv().unwrap();
+        job.abort();
+        assert!(job.await.unwrap_err().is_cancelled());
+        tiny_asyncio::sleep(Duration::from_secs(10)).await;
+    });
+    assert_eq!(event_loop.time(), Duration::from_secs(10));
+    assert!(
+        began.elapsed() < Duration::from_millis(1500),
+        "the virtual clock waited for the aborted job: {:?}",
+        began.elapsed()
+    );
+    go.send(()).ok();
+}

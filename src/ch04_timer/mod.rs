@@ -31,8 +31,9 @@
 //!   joined when the last [`Timer`] handle is dropped. On a virtual clock
 //!   there is no thread at all: whoever owns the clock (chapter 5's event
 //!   loop) moves it with [`Clock::advance_to`] and calls [`Timer::fire_due`].
-//! * [`Sleep`]: the future `sleep(d)` returns. Its deadline is fixed when it
-//!   is made; its first poll registers the deadline with the current timer;
+//! * [`Sleep`]: the future `sleep(d)` returns. Made inside an event loop,
+//!   its deadline is fixed when it is made (made outside any, at its first
+//!   poll: see below); its first poll registers the deadline with the timer;
 //!   every later `Pending` poll hands the timer the latest waker; dropping it
 //!   cancels the entry, so a dropped sleep wakes nobody.
 //!
@@ -61,7 +62,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, JoinHandle};
@@ -211,6 +212,9 @@ struct TimerShared {
     state: Mutex<TimerState>,
     /// Rouses the timer thread: an earlier deadline, or shutdown.
     cond: Condvar,
+    /// Set by a registration earlier than the deadline the thread is
+    /// spinning toward (a spinning thread does not hear the condvar).
+    earlier: AtomicBool,
 }
 
 struct TimerState {
@@ -237,6 +241,7 @@ impl Timer {
                         shutdown: false,
                     }),
                     cond: Condvar::new(),
+                    earlier: AtomicBool::new(false),
                 }),
                 thread: Mutex::new(None),
             }),
@@ -277,6 +282,7 @@ impl Timer {
             } else if tick < state.sleeping_until {
                 // Decided under the same lock as the insert, so the thread
                 // cannot pick a later wake-up after we looked.
+                shared.earlier.store(true, Ordering::Release);
                 shared.cond.notify_one();
             }
         }
@@ -286,16 +292,18 @@ impl Timer {
     /// Replaces the waker of a registered deadline. Returns `false` if the
     /// key is stale (the entry already fired or was cancelled).
     pub fn update_waker(&self, key: TimerKey, waker: &Waker) -> bool {
-        let mut state = lock(&self.handle.shared.state);
-        match state.wheel.get_mut(key) {
-            Some(slot) => {
-                if !slot.will_wake(waker) {
-                    slot.clone_from(waker);
-                }
-                true
+        let old = {
+            let mut state = lock(&self.handle.shared.state);
+            match state.wheel.get_mut(key) {
+                Some(slot) if slot.will_wake(waker) => return true,
+                Some(slot) => std::mem::replace(slot, waker.clone()),
+                None => return false,
             }
-            None => false,
-        }
+        };
+        // Drop the old waker outside the lock: it may be the last reference
+        // to a task whose drop cancels a sleep on this very timer.
+        drop(old);
+        true
     }
 
     /// Cancels a registered deadline (in O(1)); its waker is dropped, not
@@ -395,10 +403,12 @@ impl TimerShared {
                 }
                 Some(_) => {
                     // The last stretch: spin, without the lock, so that
-                    // registrations are not held up. See SPIN_BEFORE_DEADLINE.
+                    // registrations are not held up; an earlier one ends
+                    // the spin. See SPIN_BEFORE_DEADLINE.
+                    self.earlier.store(false, Ordering::Release);
                     drop(state);
                     let at = until.expect("a duration left means a deadline");
-                    while Instant::now() < at {
+                    while Instant::now() < at && !self.earlier.load(Ordering::Acquire) {
                         std::hint::spin_loop();
                     }
                     lock(&self.state)
