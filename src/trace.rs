@@ -137,9 +137,22 @@ impl Recorder {
 
     /// Keeps a record, if switched on.
     pub fn record(&self, at: Duration, task: u64, event: Event) {
+        self.record_with(|| Some(Record { at, task, event }));
+    }
+
+    /// Keeps the record `make` builds, if switched on and `make` builds one.
+    ///
+    /// `make` runs under the recorder's lock. That is what the loop needs
+    /// from it: a time read inside `make` keeps the records in time order
+    /// even when several threads record at once, and a condition checked
+    /// inside `make` ("is this task still alive?") cannot change before
+    /// the record is kept, as long as whoever changes it records afterwards.
+    pub fn record_with(&self, make: impl FnOnce() -> Option<Record>) {
         if self.is_on() {
             let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-            records.push(Record { at, task, event });
+            if let Some(record) = make() {
+                records.push(record);
+            }
         }
     }
 
