@@ -66,10 +66,12 @@
 //!
 //! **Where the data comes from.** Here, by hand: a [`Timeline`] is rows of
 //! [`Span`]s, and a test or an example can build one directly (see the tests'
-//! E000-3 and E000-4 pictures). A later step connects this to a trace
-//! recorded by the event loop, so that every chapter's example can draw the
-//! run it just made: `cargo run --example chNN -- --timeline` prints the
-//! picture, `--svg run.svg` writes the SVG (see [`PictureArgs`]).
+//! E000-3 and E000-4 pictures). Or from a real run: the event loop records a
+//! trace (the appendix module [`trace`](crate::trace)), and
+//! [`Trace::to_timeline`](crate::trace::Trace::to_timeline) turns it into a
+//! timeline, so that the chapters' examples draw the run they just made:
+//! `cargo run --example chNN -- --timeline` prints the picture, `--svg
+//! run.svg` writes the SVG (see [`PictureArgs`]).
 //!
 //! **Its limits, on purpose.** A character cell is coarse: in an 80-column
 //! picture of a 3 s run, one cell is about 43 ms, so ten tasks polled one after
@@ -1638,10 +1640,33 @@ impl PictureArgs {
         }
     }
 
+    /// [`PictureArgs::from_env`], also handing back the arguments that are
+    /// not about pictures, in order, for the example's own parser (which
+    /// may then refuse what it does not know).
+    pub fn from_env_split() -> (PictureArgs, Vec<String>) {
+        match PictureArgs::split(std::env::args().skip(1)) {
+            Ok(split) => split,
+            Err(message) => {
+                eprintln!("error: {message}");
+                std::process::exit(2);
+            }
+        }
+    }
+
     /// Parses arguments (without the program name). Arguments it does not
     /// know are skipped: they belong to the example (`--unit-ms 100`).
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<PictureArgs, String> {
+        PictureArgs::split(args).map(|(parsed, _rest)| parsed)
+    }
+
+    /// [`PictureArgs::parse`], also handing back the arguments it does not
+    /// know, in order: `["--unit-ms", "100", "--timeline"]` gives
+    /// `--timeline` and `["--unit-ms", "100"]`.
+    pub fn split(
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<(PictureArgs, Vec<String>), String> {
         let mut parsed = PictureArgs::default();
+        let mut rest = Vec::new();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -1668,11 +1693,13 @@ impl PictureArgs {
                         parsed.svg = Some(PathBuf::from(path));
                     } else if let Some(value) = arg.strip_prefix("--width=") {
                         parsed.width = Some(parse_width(value)?);
+                    } else {
+                        rest.push(arg);
                     }
                 }
             }
         }
-        Ok(parsed)
+        Ok((parsed, rest))
     }
 
     /// Whether any picture was asked for (an example may skip recording if
