@@ -557,7 +557,27 @@ fn column_of(t: u128, end: u128, cols: usize) -> usize {
 
 /// Ticks every 1, 2 or 5 times a power of ten nanoseconds, labelled in the unit
 /// that suits the whole run (s, ms, µs or ns).
+///
+/// The ticks are airy where there is room (three label widths apart). In a
+/// narrow picture (a panel of three side by side) that may leave only the
+/// `0` tick, and an axis with one label gives no scale at all: then they
+/// are packed tighter, one label width and a space apart.
 fn choose_ticks(end: u128, cols: usize, glyphs: Glyphs) -> Vec<(u128, String)> {
+    let airy = ticks_spaced(end, cols, glyphs, |longest| 3 * longest);
+    if airy.len() > 1 {
+        return airy;
+    }
+    ticks_spaced(end, cols, glyphs, |longest| longest + 1)
+}
+
+/// The densest nice ticks whose spacing in columns is at least
+/// `room(longest label width)`.
+fn ticks_spaced(
+    end: u128,
+    cols: usize,
+    glyphs: Glyphs,
+    room: impl Fn(u128) -> u128,
+) -> Vec<(u128, String)> {
     let unit = TimeUnit::for_span(end, glyphs);
     if end == 0 || cols == 0 {
         return vec![(0, unit.label(0, 1))];
@@ -569,7 +589,7 @@ fn choose_ticks(end: u128, cols: usize, glyphs: Glyphs) -> Vec<(u128, String)> {
             let step = m * power;
             // Too dense even for two-character labels: skip without building
             // the (possibly huge) list of labels.
-            if step * c < 6 * end {
+            if step * c < 3 * end {
                 continue;
             }
             let ticks: Vec<(u128, String)> = (0..=end / step)
@@ -580,9 +600,10 @@ fn choose_ticks(end: u128, cols: usize, glyphs: Glyphs) -> Vec<(u128, String)> {
                 .map(|(_, l)| display_width(l))
                 .max()
                 .unwrap_or(0) as u128;
-            // Room for three label widths between ticks: an airy axis that
-            // prefers 0s 1s 2s 3s to 0s 0.5s 1s 1.5s in an 80-column picture.
-            if step * c >= 3 * longest * end {
+            // Ticks step * cols / end columns apart: room for the labels?
+            // (Airy, this prefers 0s 1s 2s 3s to 0s 0.5s 1s 1.5s in an
+            // 80-column picture.)
+            if step * c >= room(longest) * end {
                 return ticks;
             }
         }

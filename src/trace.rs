@@ -459,6 +459,9 @@ impl Trace {
         for record in &self.records {
             match &record.event {
                 Event::JobStart { thread, job } => {
+                    // The row exists from its first job on: rows in the
+                    // order the threads started work.
+                    timeline.row(thread);
                     started.insert((thread.clone(), *job), record.at);
                 }
                 Event::JobEnd { thread, job } => {

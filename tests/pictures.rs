@@ -17,11 +17,13 @@
 //! That tracing switched off allocates nothing is proved in its own test
 //! binary, `tests/pictures_alloc.rs` (it needs a counting global allocator).
 use std::future::Future;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use tiny_asyncio::timeline::{PictureArgs, check_well_formed, render_panels_text};
+use tiny_asyncio::ch09_pool::THREAD_NAME_PREFIX;
+use tiny_asyncio::timeline::{Mark, PictureArgs, check_well_formed, render_panels_text};
 use tiny_asyncio::trace::{Event, MAIN, Record, Trace, WakeSource};
-use tiny_asyncio::{EventLoop, gather, get_running_loop, sleep, spawn, yield_now};
+use tiny_asyncio::{EventLoop, gather, get_running_loop, run_in_executor, sleep, spawn, yield_now};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -361,13 +363,138 @@ fn a_cancelled_task_wakes_its_awaiter_as_itself() {
     for name in ["sleeper", "waiter", "left"] {
         let row = timeline.rows.iter().find(|r| r.name == name).unwrap();
         assert!(
-            row.spans
-                .iter()
-                .all(|s| s.mark != tiny_asyncio::timeline::Mark::Queued),
+            row.spans.iter().all(|s| s.mark != Mark::Queued),
             "{name}: {:?}",
             row.spans
         );
     }
+}
+
+/// E003-4's shape: two tasks each hand a blocking job to the default pool.
+/// The two jobs wait for each other (a barrier), so they must run at once
+/// on two pool threads. On `event_loop` (virtual or real clock).
+fn two_blocking_jobs(event_loop: EventLoop) -> Trace {
+    event_loop.enable_trace();
+    let sink = event_loop.handle().tracer();
+    event_loop.run_until_complete(async {
+        let both = Arc::new(Barrier::new(2));
+        let tasks: Vec<_> = (1..=2)
+            .map(|n| {
+                let both = both.clone();
+                spawn(async move {
+                    run_in_executor(move || {
+                        both.wait();
+                        std::thread::sleep(Duration::from_millis(5));
+                        n
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        for (n, task) in (1..).zip(tasks) {
+            assert_eq!(task.await.unwrap(), n);
+        }
+    });
+    event_loop.close(); // joins the pool's threads
+    sink.take()
+}
+
+#[test]
+fn pool_jobs_are_traced_on_their_threads_and_wake_their_task_from_there() {
+    for (clock, event_loop) in [
+        ("virtual", EventLoop::with_virtual_clock()),
+        ("real", EventLoop::new()),
+    ] {
+        let trace = two_blocking_jobs(event_loop);
+        // On the real clock, records from three threads: still in time order.
+        trace
+            .check_invariants()
+            .unwrap_or_else(|e| panic!("{clock}: {e}"));
+        let thread_of = |wanted: u64| {
+            let mut starts = trace
+                .records
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| match &r.event {
+                    Event::JobStart { thread, job } if *job == wanted => Some((i, thread.clone())),
+                    _ => None,
+                });
+            let start = starts.next().expect("the job started");
+            assert!(
+                starts.next().is_none(),
+                "{clock}: job {wanted} started twice"
+            );
+            start
+        };
+        let (start_1, thread_1) = thread_of(1);
+        let (start_2, thread_2) = thread_of(2);
+        assert!(thread_1.starts_with(THREAD_NAME_PREFIX), "{thread_1}");
+        assert!(thread_2.starts_with(THREAD_NAME_PREFIX), "{thread_2}");
+        assert_ne!(thread_1, thread_2, "{clock}: the barrier needs two threads");
+        // Task n submitted job n: its job ends, then its own thread wakes it.
+        for (task, job, thread, start) in [(1, 1, &thread_1, start_1), (2, 2, &thread_2, start_2)] {
+            let end = trace
+                .records
+                .iter()
+                .position(|r| {
+                    r.event
+                        == Event::JobEnd {
+                            thread: thread.clone(),
+                            job,
+                        }
+                })
+                .expect("the job ended");
+            let woken = trace
+                .records
+                .iter()
+                .position(|r| {
+                    r.task == task
+                        && r.event
+                            == Event::Woken {
+                                by: WakeSource::Thread(thread.clone()),
+                            }
+                })
+                .expect("the job's thread woke its task");
+            assert!(
+                start < end && end < woken,
+                "{clock}: {start} < {end} < {woken}"
+            );
+        }
+        // The picture: main, the two tasks waiting on jobs, the two threads.
+        let timeline = trace.to_timeline("E003-4");
+        let names: Vec<&str> = timeline.rows.iter().map(|r| r.name.as_str()).collect();
+        // Thread rows come in the order the threads started work.
+        let (first, second) = if start_1 < start_2 {
+            (&thread_1, &thread_2)
+        } else {
+            (&thread_2, &thread_1)
+        };
+        assert_eq!(names, ["main", "task 1", "task 2", first, second]);
+        // (On the virtual clock a job takes no loop time: the loop holds
+        // its clock while a job runs, so there is no wait to draw.)
+        for row in timeline.rows[1..3].iter().filter(|_| clock == "real") {
+            assert!(
+                row.spans.iter().any(|s| s.mark == Mark::Job),
+                "{clock}: {row:?}"
+            );
+        }
+        for row in &timeline.rows[3..] {
+            assert!(
+                row.spans.iter().all(|s| s.mark == Mark::Blocked),
+                "{clock}: {row:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn with_tracing_off_pool_jobs_record_nothing() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let sink = event_loop.handle().tracer();
+    event_loop.run_until_complete(async { run_in_executor(|| 42).await.unwrap() });
+    event_loop.close();
+    assert!(sink.take().records.is_empty());
 }
 
 #[test]
