@@ -20,6 +20,9 @@
 //!   thread (chapter 9), drawn on that thread's own row.
 //!
 //! Times are loop time: exact on the virtual clock, measured on the real one.
+//! [`Trace::check_invariants`] states the rules every recording obeys (one
+//! poll at a time, no poll without a wake, nothing after the end …) and
+//! checks them; [`Trace::to_timeline`] turns a recording into a picture.
 
 #![forbid(unsafe_code)]
 
@@ -315,6 +318,12 @@ impl Trace {
                 (Life::Unborn, Event::Spawned) => Life::Queued,
                 (_, Event::Spawned) => return fail("spawned twice".to_string()),
                 (Life::Unborn, _) => return fail("the task was never spawned".to_string()),
+                (
+                    Life::Finishing,
+                    Event::PollStart | Event::PollEnd { .. } | Event::Cancelled | Event::Closed,
+                ) => {
+                    return fail("its poll returned Ready, so Done must come next".to_string());
+                }
                 (Life::Queued, Event::PollStart) => {
                     if let Some(other) = polling {
                         return fail(format!("task {other} was being polled"));
@@ -325,7 +334,7 @@ impl Trace {
                 (Life::Waiting, Event::PollStart) => {
                     return fail("polled without a wake since its last poll".to_string());
                 }
-                (Life::Polled { .. } | Life::Finishing, Event::PollStart) => {
+                (Life::Polled { .. }, Event::PollStart) => {
                     return fail("its previous poll had not ended".to_string());
                 }
                 (Life::Polled { woken }, Event::PollEnd { ready }) => {

@@ -607,6 +607,13 @@ fn check_invariants_refuses_each_broken_rule_with_a_message() {
     let mut bad = ok[..6].to_vec();
     bad.push(record(1, 1, woken(WakeSource::Timer)));
     bad.push(record(1, 1, PollStart));
+    assert_refused(bad, "Done must come next");
+    let mut bad = first_poll(1);
+    bad.extend([
+        record(0, 1, woken(WakeSource::Timer)),
+        record(0, 1, PollStart),
+    ]);
+    bad.push(record(0, 1, PollStart));
     assert_refused(bad, "previous poll had not ended");
     // 6. Anything after the end; cancelled during a poll.
     let mut bad = ok.clone();
