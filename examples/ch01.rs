@@ -3,17 +3,42 @@
 //! Replays E000-3 (three user look-ups, one after the other), E001-2 (how long
 //! each request waited) and E002-1 (two blocking fetches) with the documents'
 //! unit of 1 s: about 10 s in all. `--unit-ms N` runs it with N ms per unit.
+//! `--timeline` draws both runs from their logs (one bar after another: the
+//! thread is blocked the whole time), `--svg FILE` writes the same as SVG.
 //!
 //! ```text
 //! cargo run --example ch01
 //! cargo run --example ch01 -- --unit-ms 100
+//! cargo run --example ch01 -- --unit-ms 100 --timeline
 //! ```
 use std::time::Duration;
 
-use tiny_asyncio::ch01_blocking::{FETCH_UNITS, Log, fetch_all_sync, process_sync, unit_from_args};
+use tiny_asyncio::ch01_blocking::{
+    FETCH_UNITS, Log, Step, fetch_all_sync, process_sync, unit_from_args,
+};
+use tiny_asyncio::timeline::{Mark, PictureArgs, Timeline};
+
+/// The picture of a synchronous run, from its log: each step blocks the
+/// thread until the next step is logged, so every gap between two entries
+/// is a `Blocked` span on the row of the request being served.
+fn blocked_bars(title: &str, log: &Log) -> Timeline {
+    let mut timeline = Timeline::new(title);
+    for pair in log.entries().windows(2) {
+        let (entry, next) = (&pair[0], &pair[1]);
+        let row = match &entry.step {
+            Step::LookUp { of, .. } => format!("users({of})"),
+            Step::FetchStart { name } => name.clone(),
+            // The request is answered: nothing blocks until the next one.
+            Step::AllFound { .. } | Step::FetchDone { .. } => continue,
+        };
+        timeline.row(&row).push(entry.at, next.at, Mark::Blocked);
+    }
+    timeline
+}
 
 fn main() {
-    let unit = match unit_from_args(std::env::args().skip(1)) {
+    let (picture, args) = PictureArgs::from_env_split();
+    let unit = match unit_from_args(args) {
         Ok(unit) => unit,
         Err(message) => {
             eprintln!("error: {message}");
@@ -35,6 +60,7 @@ fn main() {
     let requests = [3, 2, 1];
     let mut log = Log::printing();
     let timings = process_sync(&requests, unit, &mut log);
+    let users_picture = blocked_bars("E000-3: find_users_sync(3), (2), (1)", &log);
     println!(
         ">>> 동기 처리 총 소요 시간: {:.3} s = {:.3} 단위 (문서: 6 단위)",
         timings.total.as_secs_f64(),
@@ -63,4 +89,13 @@ fn main() {
         units(timings.total),
         2 * FETCH_UNITS,
     );
+
+    if picture.wants_picture() {
+        println!();
+        let fetch_picture = blocked_bars("E002-1: fetch_data_sync × 2", &log);
+        if let Err(error) = picture.show_panels(&[users_picture, fetch_picture]) {
+            eprintln!("error: could not write the picture: {error}");
+            std::process::exit(1);
+        }
+    }
 }

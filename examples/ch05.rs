@@ -5,11 +5,14 @@
 //! figures), E001-3 (the same look-ups created 1, 2, 3: the order the
 //! document printed) and E002-4 (the running loop, inside and outside).
 //! With the documents' unit of 1 s it takes about 6 s; `--unit-ms N` runs
-//! it with N ms per unit.
+//! it with N ms per unit. `--timeline` draws E000-4 from a trace of the
+//! real run (who ran, slept or waited when), `--svg FILE` writes it as SVG.
 //!
 //! ```text
 //! cargo run --example ch05
 //! cargo run --example ch05 -- --unit-ms 100
+//! cargo run --example ch05 -- --timeline
+//! cargo run --example ch05 -- --svg ch05.svg
 //! ```
 //!
 //! Chapter 5 has no `JoinHandle` yet (chapter 6 adds it), so the main
@@ -24,11 +27,14 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use tiny_asyncio::ch05_event_loop::spawn_detached;
-use tiny_asyncio::{get_running_loop, run, sleep, try_running_loop};
+use tiny_asyncio::timeline::PictureArgs;
+use tiny_asyncio::trace::Trace;
+use tiny_asyncio::{EventLoop, get_running_loop, run, sleep, try_running_loop};
 
-/// Reads `--unit-ms N` (default: the documents' 1 s).
-fn unit_from_args() -> Result<Duration, String> {
-    let mut args = std::env::args().skip(1);
+/// Reads `--unit-ms N` (default: the documents' 1 s) from the arguments
+/// that are not about pictures.
+fn unit_from_args(args: Vec<String>) -> Result<Duration, String> {
+    let mut args = args.into_iter();
     let mut unit = Duration::from_secs(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -41,7 +47,11 @@ fn unit_from_args() -> Result<Duration, String> {
                     .map_err(|_| format!("--unit-ms: {value:?} is not a whole number of ms"))?;
                 unit = Duration::from_millis(ms);
             }
-            other => return Err(format!("unknown argument {other:?} (try --unit-ms 100)")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (try --unit-ms 100, --timeline, --svg FILE)"
+                ));
+            }
         }
     }
     Ok(unit)
@@ -168,25 +178,38 @@ async fn find_users(n: u32, unit: Duration, log: Transcript, done: Arc<Countdown
 }
 
 /// The three look-ups as tasks created in `order`, awaited together, on a
-/// fresh loop (asyncio.run). Returns the transcript and the total time.
-fn users_as_tasks(order: &[u32], unit: Duration) -> (Transcript, Duration) {
+/// fresh loop (asyncio.run). Returns the transcript, the total time, and
+/// the loop's trace (empty unless `traced`).
+fn users_as_tasks(order: &[u32], unit: Duration, traced: bool) -> (Transcript, Duration, Trace) {
     let log = Transcript::new(unit);
     let order = order.to_vec();
     let task_log = log.clone();
-    let total = run(async move {
+    // asyncio.run, by hand, so that the trace can be switched on first.
+    let event_loop = EventLoop::new();
+    if traced {
+        event_loop.enable_trace();
+    }
+    let total = event_loop.run_until_complete(async move {
         let done = Countdown::new(order.len());
         for n in order {
             // asyncio.create_task: queued now, runs once main waits.
-            spawn_detached(find_users(n, unit, task_log.clone(), done.clone()));
+            let task = spawn_detached(find_users(n, unit, task_log.clone(), done.clone()));
+            // The task's row in the picture (kept only while tracing).
+            get_running_loop()
+                .tracer()
+                .name(task.id(), format!("users({n})"));
         }
         done.wait().await;
         get_running_loop().time()
     });
-    (log, total)
+    let trace = event_loop.take_trace();
+    event_loop.close();
+    (log, total, trace)
 }
 
 fn main() {
-    let unit = match unit_from_args() {
+    let (picture, args) = PictureArgs::from_env_split();
+    let unit = match unit_from_args(args) {
         Ok(unit) => unit,
         Err(message) => {
             eprintln!("error: {message}");
@@ -198,7 +221,7 @@ fn main() {
     // E000-4.
     println!();
     println!("== E000-4: 사용자 조회, 비동기 방식 (태스크를 3, 2, 1 순서로 생성) ==");
-    let (log, total) = users_as_tasks(&[3, 2, 1], unit);
+    let (log, total, trace) = users_as_tasks(&[3, 2, 1], unit, picture.wants_picture());
     println!(
         ">>> 비동기 처리 총 소요 시간: {:.3} s = {:.3} 단위 (문서: 3.018 s, 동기로는 6)",
         total.as_secs_f64(),
@@ -215,6 +238,14 @@ fn main() {
         }
     );
     println!("매 단계마다 태스크들은 잠든 순서대로 깨어난다: 같은 마감 시각은 등록 순서대로.");
+    if picture.wants_picture() {
+        println!();
+        let timeline = trace.to_timeline("E000-4: find_users_async(3), (2), (1) as tasks");
+        if let Err(error) = picture.show(&timeline) {
+            eprintln!("error: could not write the picture: {error}");
+            std::process::exit(1);
+        }
+    }
 
     // E001-2: the same run, from each request's point of view.
     println!();
@@ -232,7 +263,7 @@ fn main() {
     // E001-3.
     println!();
     println!("== E001-3: 같은 조회, 태스크를 1, 2, 3 순서로 생성 ==");
-    let (log, total) = users_as_tasks(&[1, 2, 3], unit);
+    let (log, total, _) = users_as_tasks(&[1, 2, 3], unit, false);
     println!(
         ">>> 비동기 처리 총 소요 시간: {:.3} s = {:.3} 단위 (문서: 3.003 s)",
         total.as_secs_f64(),

@@ -5,22 +5,29 @@
 //! same awaited in turn: 3 s); E004-1 against E004-2 (the sums: 5 s in turn,
 //! 3 s as tasks, interleaved); then `abort` and a panic, briefly. With the
 //! documents' unit of 1 s it takes about 13 s; `--unit-ms N` runs it with
-//! N ms per unit.
+//! N ms per unit. `--timeline` draws E004-5 (awaited in turn) beside
+//! E004-6 (as tasks) from traces of the real runs, `--svg FILE` writes the
+//! two panels as SVG.
 //!
 //! ```text
 //! cargo run --example ch06
 //! cargo run --example ch06 -- --unit-ms 100
+//! cargo run --example ch06 -- --unit-ms 100 --timeline
 //! ```
 
+use std::future::Future;
 use std::panic;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tiny_asyncio::{get_running_loop, run, sleep, spawn, yield_now};
+use tiny_asyncio::timeline::PictureArgs;
+use tiny_asyncio::trace::Trace;
+use tiny_asyncio::{EventLoop, get_running_loop, run, sleep, spawn, yield_now};
 
-/// Reads `--unit-ms N` (default: the documents' 1 s).
-fn unit_from_args() -> Result<Duration, String> {
-    let mut args = std::env::args().skip(1);
+/// Reads `--unit-ms N` (default: the documents' 1 s) from the arguments
+/// that are not about pictures.
+fn unit_from_args(args: Vec<String>) -> Result<Duration, String> {
+    let mut args = args.into_iter();
     let mut unit = Duration::from_secs(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -33,7 +40,11 @@ fn unit_from_args() -> Result<Duration, String> {
                     .map_err(|_| format!("--unit-ms: {value:?} is not a whole number of ms"))?;
                 unit = Duration::from_millis(ms);
             }
-            other => return Err(format!("unknown argument {other:?} (try --unit-ms 100)")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (try --unit-ms 100, --timeline, --svg FILE)"
+                ));
+            }
         }
     }
     Ok(unit)
@@ -111,6 +122,25 @@ impl Transcript {
     }
 }
 
+/// `run(future)` (asyncio.run), with the loop's trace switched on if
+/// `traced`; gives the output and the trace (empty unless traced).
+fn run_traced<F: Future>(traced: bool, future: F) -> (F::Output, Trace) {
+    let event_loop = EventLoop::new();
+    if traced {
+        event_loop.enable_trace();
+    }
+    let output = event_loop.run_until_complete(future);
+    let trace = event_loop.take_trace();
+    event_loop.close();
+    (output, trace)
+}
+
+/// Names the running loop's task `id` in the picture (kept only while
+/// tracing).
+fn name_task(id: u64, name: &str) {
+    get_running_loop().tracer().name(id, name);
+}
+
 /// Seeds 003/004's `say_after(delay, what)`: wait, print, and return the word.
 async fn say_after(
     units: u32,
@@ -136,7 +166,8 @@ async fn sum(name: &'static str, numbers: Vec<u64>, unit: Duration, log: Transcr
 }
 
 fn main() {
-    let unit = match unit_from_args() {
+    let (picture, args) = PictureArgs::from_env_split();
+    let unit = match unit_from_args(args) {
         Ok(unit) => unit,
         Err(message) => {
             eprintln!("error: {message}");
@@ -150,17 +181,20 @@ fn main() {
     println!("== E003-2 / E004-6: say_after를 태스크로 먼저 만들고 await ==");
     let log = Transcript::new(unit);
     let l = log.clone();
-    let (as_tasks, return_value) = run(async move {
-        // asyncio.create_task: both start now, and overlap.
-        let task1 = spawn(say_after(1, "hello", unit, l.clone()));
-        let task2 = spawn(say_after(2, "world", unit, l.clone()));
-        l.say("started", "started");
-        // E003-3: awaiting a task gives what its coroutine returned.
-        let return_value = task1.await.expect("say_after does not fail");
-        task2.await.expect("say_after does not fail");
-        l.say("finished", "finished");
-        (get_running_loop().time(), return_value)
-    });
+    let ((as_tasks, return_value), as_tasks_trace) =
+        run_traced(picture.wants_picture(), async move {
+            // asyncio.create_task: both start now, and overlap.
+            let task1 = spawn(say_after(1, "hello", unit, l.clone()));
+            let task2 = spawn(say_after(2, "world", unit, l.clone()));
+            name_task(task1.id(), "task1");
+            name_task(task2.id(), "task2");
+            l.say("started", "started");
+            // E003-3: awaiting a task gives what its coroutine returned.
+            let return_value = task1.await.expect("say_after does not fail");
+            task2.await.expect("say_after does not fail");
+            l.say("finished", "finished");
+            (get_running_loop().time(), return_value)
+        });
     log.summary(as_tasks, 2, "started | hello | world finished");
     println!("E003-3: return_value = await task1 → {return_value:?}");
 
@@ -169,7 +203,7 @@ fn main() {
     println!("== E004-5: say_after를 코루틴으로, 차례로 await ==");
     let log = Transcript::new(unit);
     let l = log.clone();
-    let in_turn = run(async move {
+    let (in_turn, in_turn_trace) = run_traced(picture.wants_picture(), async move {
         l.say("started", "started");
         say_after(1, "hello", unit, l.clone()).await;
         say_after(2, "world", unit, l.clone()).await;
@@ -182,6 +216,17 @@ fn main() {
         log.units(in_turn),
         log.units(as_tasks)
     );
+    if picture.wants_picture() {
+        println!();
+        let panels = [
+            in_turn_trace.to_timeline("E004-5: awaited in turn"),
+            as_tasks_trace.to_timeline("E004-6: as tasks"),
+        ];
+        if let Err(error) = picture.show_panels(&panels) {
+            eprintln!("error: could not write the picture: {error}");
+            std::process::exit(1);
+        }
+    }
 
     // E004-1 against E004-2.
     println!();

@@ -10,14 +10,24 @@
 //! - The cost: the naive join against `gather`, polls counted and time
 //!   measured, on the virtual clock (no waiting, only the polling).
 //!
+//! `--timeline` draws E002-6 (gathered) beside E002-7 (in a loop) from
+//! traces of the real runs, `--svg FILE` writes the two panels as SVG. Each
+//! has one row: gather's children are not tasks, they run inside the main
+//! future's poll, so the picture shows one task woken once (gather) or
+//! three times (the loop).
+//!
 //! ```text
 //! cargo run --example ch07                  # the documents' durations
 //! cargo run --example ch07 -- --unit-ms 100 # ten times faster
+//! cargo run --example ch07 -- --timeline    # and the picture
 //! cargo run --release --example ch07        # the measurement at full speed
 //! ```
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use tiny_asyncio::ch07_gather::{PollCounter, naive_join_all};
+use tiny_asyncio::timeline::PictureArgs;
+use tiny_asyncio::trace::Trace;
 use tiny_asyncio::{
     EventLoop, ReturnWhen, as_completed, gather, get_running_loop, run, sleep, wait, yield_now,
 };
@@ -28,16 +38,18 @@ fn say(line: impl AsRef<str>) {
     println!("[{:7.3}s] {}", at.as_secs_f64(), line.as_ref());
 }
 
-/// `--unit-ms N`: the length of the documents' second (default 1000 ms).
-fn unit_from_args() -> Duration {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// `--unit-ms N`: the length of the documents' second (default 1000 ms),
+/// from the arguments that are not about pictures.
+fn unit_from_args(args: Vec<String>) -> Duration {
     match args.as_slice() {
         [] => Duration::from_secs(1),
         [flag, value] if flag == "--unit-ms" => match value.parse::<u64>() {
             Ok(ms) if ms > 0 => Duration::from_millis(ms),
             _ => panic!("--unit-ms wants a positive whole number of milliseconds, got {value:?}"),
         },
-        _ => panic!("usage: cargo run --example ch07 [-- --unit-ms N], got {args:?}"),
+        _ => panic!(
+            "usage: cargo run --example ch07 [-- --unit-ms N] [--timeline] [--svg FILE], got {args:?}"
+        ),
     }
 }
 
@@ -53,6 +65,19 @@ fn py_list<S: AsRef<str>>(items: &[S]) -> String {
 /// How many units a loop time is, for the totals.
 fn units(time: Duration, unit: Duration) -> f64 {
     time.as_secs_f64() / unit.as_secs_f64()
+}
+
+/// `run(future)` (asyncio.run), with the loop's trace switched on if
+/// `traced`; gives the output and the trace (empty unless traced).
+fn run_traced<F: Future>(traced: bool, future: F) -> (F::Output, Trace) {
+    let event_loop = EventLoop::new();
+    if traced {
+        event_loop.enable_trace();
+    }
+    let output = event_loop.run_until_complete(future);
+    let trace = event_loop.take_trace();
+    event_loop.close();
+    (output, trace)
 }
 
 /// Seed 002's `fetch_data_async`: start, a 2-unit wait, done.
@@ -72,7 +97,8 @@ async fn fetch_url(url: &str, latency: Duration) -> String {
 const URLS: [&str; 3] = ["google.com", "naver.com", "daum.net"];
 
 fn main() {
-    let unit = unit_from_args();
+    let (picture, args) = PictureArgs::from_env_split();
+    let unit = unit_from_args(args);
 
     println!("== E002-2: 비동기 데이터 조회, gather로 두 작업을 동시에 ==");
     run(async {
@@ -91,7 +117,7 @@ fn main() {
 
     println!();
     println!("== E002-6: gather로 세 URL 요청 ==");
-    run(async {
+    let ((), gathered) = run_traced(picture.wants_picture(), async {
         let results = gather(URLS.map(|url| fetch_url(url, unit * 2))).await;
         say(format!("수집 결과: {}", py_list(&results)));
         let total = get_running_loop().time();
@@ -104,7 +130,7 @@ fn main() {
 
     println!();
     println!("== E002-7: 반복문 안의 await는 하나씩 차례로 ==");
-    run(async {
+    let ((), in_a_loop) = run_traced(picture.wants_picture(), async {
         let mut results = Vec::new();
         for url in URLS {
             results.push(fetch_url(url, unit * 2).await);
@@ -117,6 +143,17 @@ fn main() {
             units(total, unit)
         );
     });
+    if picture.wants_picture() {
+        println!();
+        let panels = [
+            gathered.to_timeline("E002-6: gather(fetch_url × 3)"),
+            in_a_loop.to_timeline("E002-7: await in a loop"),
+        ];
+        if let Err(error) = picture.show_panels(&panels) {
+            eprintln!("error: could not write the picture: {error}");
+            std::process::exit(1);
+        }
+    }
 
     println!();
     println!("== wait와 as_completed: 같은 요청, 서버마다 다른 응답 시간 ==");

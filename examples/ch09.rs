@@ -2,7 +2,9 @@
 //!
 //! `cargo run --example ch09` takes about 7 s with the documents' 1 s unit;
 //! `cargo run --example ch09 -- --unit-ms 100` shrinks every duration ten
-//! times.
+//! times. `--timeline` draws E003-4 from a trace of the real run (the two
+//! coroutines waiting, the two pool threads blocked, the loop free), `--svg
+//! FILE` writes it as SVG.
 //!
 //! * E003-4: two coroutines print "start" and "suspend", then each awaits a
 //!   blocking `thread::sleep` of 5 units on the loop's default pool, then
@@ -14,19 +16,22 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tiny_asyncio::ch09_pool::{DefaultPool, default_pool_size};
-use tiny_asyncio::{get_running_loop, run, run_in_executor, sleep, spawn};
+use tiny_asyncio::ch09_pool::{DefaultPool, THREAD_NAME_PREFIX, default_pool_size};
+use tiny_asyncio::timeline::PictureArgs;
+use tiny_asyncio::{EventLoop, get_running_loop, run, run_in_executor, sleep, spawn};
 
-/// Reads `--unit-ms N` (default: the documents' 1 s).
-fn unit_from_args() -> Duration {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// Reads `--unit-ms N` (default: the documents' 1 s) from the arguments
+/// that are not about pictures.
+fn unit_from_args(args: Vec<String>) -> Duration {
     match args.as_slice() {
         [] => Duration::from_secs(1),
         [flag, ms] if flag == "--unit-ms" => match ms.parse::<u64>() {
             Ok(ms) if ms > 0 => Duration::from_millis(ms),
             _ => panic!("--unit-ms wants a whole number of milliseconds above 0, got {ms:?}"),
         },
-        _ => panic!("usage: cargo run --example ch09 [-- --unit-ms N]  (got {args:?})"),
+        _ => panic!(
+            "usage: cargo run --example ch09 [-- --unit-ms N] [--timeline] [--svg FILE]  (got {args:?})"
+        ),
     }
 }
 
@@ -86,7 +91,8 @@ async fn timer_beside_work(timer: Duration, work: Duration, on_pool: bool) -> Du
 }
 
 fn main() {
-    let unit = unit_from_args();
+    let (picture, args) = PictureArgs::from_env_split();
+    let unit = unit_from_args(args);
 
     println!("== E003-4: run_in_executor, 기본 스레드 풀에서 time.sleep(5) 두 번 ==");
     println!(
@@ -95,9 +101,17 @@ fn main() {
         default_pool_size()
     );
     let begun = Instant::now();
-    run(async move {
+    // asyncio.run, by hand, so that the trace can be switched on first.
+    let event_loop = EventLoop::new();
+    if picture.wants_picture() {
+        event_loop.enable_trace();
+    }
+    event_loop.run_until_complete(async move {
         let first = spawn(coroutine(1, unit));
         let second = spawn(coroutine(2, unit));
+        let tracer = get_running_loop().tracer();
+        tracer.name(first.id(), "코루틴 1");
+        tracer.name(second.id(), "코루틴 2");
         first.await.expect("coroutine 1 does not panic");
         second.await.expect("coroutine 2 does not panic");
         let pool = DefaultPool::of(&get_running_loop());
@@ -106,12 +120,28 @@ fn main() {
             pool.pool().threads_alive()
         );
     });
+    let trace = event_loop.take_trace();
+    event_loop.close(); // joins the default pool's threads
     let total = begun.elapsed();
     println!(
         ">>> 총 소요 시간: {:.3} s = {:.3} 단위 (문서: 5 단위; 차례로 잤다면 10 단위)",
         total.as_secs_f64(),
         total.as_secs_f64() / unit.as_secs_f64()
     );
+    if picture.wants_picture() {
+        println!();
+        let mut timeline = trace.to_timeline("E003-4: run_in_executor(None, time.sleep, 5) × 2");
+        // Pool threads' rows, by a shorter name: pool-0, pool-1.
+        for row in &mut timeline.rows {
+            if let Some(index) = row.name.strip_prefix(THREAD_NAME_PREFIX) {
+                row.name = format!("pool-{index}");
+            }
+        }
+        if let Err(error) = picture.show(&timeline) {
+            eprintln!("error: could not write the picture: {error}");
+            std::process::exit(1);
+        }
+    }
 
     println!();
     println!(

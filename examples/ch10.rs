@@ -14,16 +14,22 @@
 //!   `--crowd <threads|tasks> <N>`), because peak memory is per process.
 //!
 //! Options: `--unit-ms N` (the E001-1 step, default 100), `--nap-ms N` (the
-//! E004-7 sleep, default 1000).
+//! E004-7 sleep, default 1000). `--timeline` also draws the computing jobs'
+//! three ways from traces of the real runs (which task or pool thread ran
+//! when), side by side as the document does; `--svg FILE` writes the three
+//! panels as SVG.
 
 use std::process::Command;
 use std::time::Duration;
 
+use tiny_asyncio::ch09_pool::THREAD_NAME_PREFIX;
 use tiny_asyncio::ch10_measure::{
-    CrowdReport, E001_1_STEPS, Sleepers, Timeline, Work, calibrate, concurrent, draw, parallel,
-    sequential, sleeping_tasks, sleeping_threads,
+    CrowdReport, E001_1_STEPS, Sleepers, Timeline, Way, Work, calibrate, concurrent, draw,
+    parallel, sequential, sleeping_tasks, sleeping_threads,
 };
-use tiny_asyncio::{ThreadPool, run};
+use tiny_asyncio::timeline::PictureArgs;
+use tiny_asyncio::trace::Trace;
+use tiny_asyncio::{EventLoop, ThreadPool};
 
 /// The crowds of E004-7, in table order.
 const CROWDS: [(Sleepers, usize); 5] = [
@@ -44,15 +50,15 @@ struct Options {
     crowd: Option<(Sleepers, usize)>,
 }
 
-fn options() -> Options {
+/// Reads the options from the arguments that are not about pictures.
+fn options(args: Vec<String>) -> Options {
     let usage = "usage: cargo run --example ch10 [-- --unit-ms N] [--nap-ms N] \
-                 (internal: --crowd threads|tasks COUNT)";
+                 [--timeline] [--svg FILE] (internal: --crowd threads|tasks COUNT)";
     let mut options = Options {
         unit: Duration::from_millis(100),
         nap: Duration::from_secs(1),
         crowd: None,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let millis = |value: Option<&String>, flag: &str| -> Duration {
         match value.map(|v| v.parse::<u64>()) {
             Some(Ok(ms)) if ms > 0 => Duration::from_millis(ms),
@@ -129,39 +135,76 @@ fn machine() -> String {
     format!("{cpus} CPUs ({model}), Linux {}, {build}", kernel.trim())
 }
 
-fn e001_1(unit: Duration) {
+/// Runs the jobs one `way` on a fresh loop (asyncio.run), with the loop's
+/// trace switched on if `traced`; gives the measured timeline and the trace
+/// (empty unless traced).
+fn one_way(way: Way, pool: &ThreadPool, work: Work, traced: bool) -> (Timeline, Trace) {
+    let event_loop = EventLoop::new();
+    if traced {
+        event_loop.enable_trace();
+    }
+    let timeline = event_loop.run_until_complete(async {
+        match way {
+            Way::Sequential => sequential(&E001_1_STEPS, work).await,
+            Way::Concurrent => concurrent(&E001_1_STEPS, work).await,
+            Way::Parallel => parallel(pool, &E001_1_STEPS, work).await,
+        }
+    });
+    let trace = event_loop.take_trace();
+    event_loop.close();
+    (timeline, trace)
+}
+
+/// The picture of one way's trace: the concurrent run's tasks 1, 2, 3 are
+/// the jobs A, B, C; pool threads get short names.
+fn picture_of(way: Way, mut trace: Trace) -> tiny_asyncio::timeline::Timeline {
+    if way == Way::Concurrent {
+        for (id, (letter, steps)) in (1..).zip(['A', 'B', 'C'].iter().zip(E001_1_STEPS)) {
+            trace.names.insert(id, format!("{letter} ({steps})"));
+        }
+    }
+    let mut timeline = trace.to_timeline(way.label());
+    for row in &mut timeline.rows {
+        if let Some(index) = row.name.strip_prefix(THREAD_NAME_PREFIX) {
+            row.name = format!("pool-{index}");
+        }
+    }
+    timeline
+}
+
+fn e001_1(unit: Duration, picture: &PictureArgs) {
     println!("== E001-1: 같은 세 작업 (3, 2, 1 단계), 순차 / 동시성 / 병렬 ==");
     println!(
         "한 단계 = {} ms. `=` 기다리는 중 (sleep), `#` 계산 중, `.` 쉬는 중\n",
         unit.as_millis()
     );
     let pool = ThreadPool::new(E001_1_STEPS.len());
-    let three_ways = |work: Work| -> Vec<Timeline> {
-        run(async {
-            vec![
-                sequential(&E001_1_STEPS, work).await,
-                concurrent(&E001_1_STEPS, work).await,
-                parallel(&pool, &E001_1_STEPS, work).await,
-            ]
-        })
+    let ways = [Way::Sequential, Way::Concurrent, Way::Parallel];
+    let three_ways = |work: Work, traced: bool| -> Vec<(Timeline, Trace)> {
+        ways.map(|way| one_way(way, &pool, work, traced)).into()
     };
 
     println!("-- 기다리는 작업 (I/O처럼)");
-    let waiting = three_ways(Work::Wait(unit));
+    let waiting: Vec<Timeline> = three_ways(Work::Wait(unit), false)
+        .into_iter()
+        .map(|(timeline, _)| timeline)
+        .collect();
     println!("{}", draw(&waiting, unit));
 
     // Other programs can only make computing slower, never faster: of a few
     // rounds, the fastest run of each way is the one least disturbed.
     println!("-- 계산하는 작업 (CPU), {COMPUTING_ROUNDS}번 돌려 방식마다 가장 빠른 것");
     let work = Work::Compute(calibrate(unit));
-    let mut computing = three_ways(work);
+    let traced = picture.wants_picture();
+    let mut computing = three_ways(work, traced);
     for _ in 1..COMPUTING_ROUNDS {
-        for (best, next) in computing.iter_mut().zip(three_ways(work)) {
-            if next.total < best.total {
+        for (best, next) in computing.iter_mut().zip(three_ways(work, traced)) {
+            if next.0.total < best.0.total {
                 *best = next;
             }
         }
     }
+    let (computing, traces): (Vec<Timeline>, Vec<Trace>) = computing.into_iter().unzip();
     // A computing step's length depends on the machine's mood, so measure
     // these pictures in the sequential run's own average step: sequential
     // is 6 units by definition, and the other two read as its multiples.
@@ -188,6 +231,19 @@ fn e001_1(unit: Duration) {
          병렬 스레드만 줄인다 (코어 {}개까지).\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    if traced {
+        println!("-- 계산하는 작업, 루프의 트레이스로 그린 그림 (위의 가장 빠른 실행들)");
+        let panels: Vec<_> = ways
+            .into_iter()
+            .zip(traces)
+            .map(|(way, trace)| picture_of(way, trace))
+            .collect();
+        if let Err(error) = picture.show_panels(&panels) {
+            eprintln!("error: could not write the picture: {error}");
+            std::process::exit(1);
+        }
+        println!();
+    }
 }
 
 /// Re-runs this program as a child that measures one crowd.
@@ -281,7 +337,8 @@ fn e004_7(nap: Duration) {
 }
 
 fn main() {
-    let options = options();
+    let (picture, args) = PictureArgs::from_env_split();
+    let options = options(args);
     if let Some((sleepers, count)) = options.crowd {
         let report = match sleepers {
             Sleepers::Threads => sleeping_threads(count, options.nap),
@@ -298,6 +355,6 @@ fn main() {
     }
 
     println!("machine: {}\n", machine());
-    e001_1(options.unit);
+    e001_1(options.unit, &picture);
     e004_7(options.nap);
 }

@@ -82,7 +82,7 @@ use crate::ch03_waker::{
     ArcWake, ExecutorGuard, Signal, enter_executor, lock, waker_from_arc, waker_ref,
 };
 use crate::ch04_timer::{self, Clock, Timer};
-use crate::trace::{self, Event, Recorder, Trace, WakeSource};
+use crate::trace::{self, Event, Record, Recorder, Trace, WakeSource};
 
 /// The state bits of a task, and the rules that govern them.
 ///
@@ -160,11 +160,25 @@ enum Entry {
 }
 
 impl Shared {
-    /// Keeps a trace record, if tracing is on.
+    /// Keeps a trace record, if tracing is on. The time is read under the
+    /// recorder's lock, so records from several threads stay in time order.
     #[inline]
     fn trace(&self, task: u64, event: impl FnOnce() -> Event) {
+        self.trace_if(task, || true, event);
+    }
+
+    /// [`Shared::trace`], if `keep` (checked under the recorder's lock)
+    /// says so.
+    #[inline]
+    fn trace_if(&self, task: u64, keep: impl FnOnce() -> bool, event: impl FnOnce() -> Event) {
         if self.trace.is_on() {
-            self.trace.record(self.clock.now(), task, event());
+            self.trace.record_with(|| {
+                keep().then(|| Record {
+                    at: self.clock.now(),
+                    task,
+                    event: event(),
+                })
+            });
         }
     }
 
@@ -400,9 +414,16 @@ where
     F::Output: Send + 'static,
 {
     fn wake_by_ref(this: &Arc<Self>) {
-        this.header
-            .shared
-            .trace(this.header.id, || Event::Woken { by: wake_source() });
+        // A finished task ignores wakes (a stale waker), and so does its
+        // trace: its end stays its last record. The end is recorded after
+        // COMPLETE is set, and this check runs under the recorder's lock,
+        // so the two cannot cross.
+        let header = &this.header;
+        header.shared.trace_if(
+            header.id,
+            || header.state.load(Ordering::Acquire) & COMPLETE == 0,
+            || Event::Woken { by: wake_source() },
+        );
         Task::schedule(this);
     }
 }
@@ -429,7 +450,10 @@ where
                 // Cancelled: drop the future instead of polling it.
                 header.state.store(COMPLETE, Ordering::Release);
                 header.shared.trace(header.id, || Event::Cancelled);
+                // Whoever awaits it is woken by it, as when it finishes.
+                let running_as = RunningAs::enter(&header.shared, header.id);
                 self.end(Err(TaskFailure::Cancelled));
+                drop(running_as);
                 core.forget_task(header.slot);
             }
             return;
@@ -480,6 +504,7 @@ where
     fn close(&self) {
         self.header.state.store(COMPLETE, Ordering::Release);
         self.header.shared.trace(self.header.id, || Event::Closed);
+        let _running_as = RunningAs::enter(&self.header.shared, self.header.id);
         self.end(Err(TaskFailure::Cancelled));
     }
 
@@ -1185,6 +1210,13 @@ impl TraceSink {
     /// Names task `task` in pictures.
     pub fn name(&self, task: u64, name: impl Into<String>) {
         self.shared.trace.name(task, name);
+    }
+
+    /// Everything traced so far, as [`EventLoop::take_trace`]; a sink
+    /// outlives its loop, so this also reads the `Closed` records that
+    /// closing the loop leaves.
+    pub fn take(&self) -> Trace {
+        self.shared.trace.take()
     }
 }
 

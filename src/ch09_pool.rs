@@ -80,6 +80,12 @@
 //!   is filled (and the waiting task queued), so the clock stays put until
 //!   the task has seen the result. An aborted job's handle resolves at once,
 //!   and so the clock is free at once, while the job finishes unobserved.
+//! * **Pictures.** A job submitted from inside a loop that is tracing (the
+//!   appendix module [`trace`](crate::trace)) records `JobStart` and
+//!   `JobEnd` with its worker's name, so the loop's picture gets one row per
+//!   pool thread. The job records through the loop's `TraceSink`, taken at
+//!   submit time (the worker has no loop of its own). A job's record names
+//!   task 0: the loop does not tell which task submitted it.
 //!
 //! ## Limits, on purpose
 //!
@@ -112,8 +118,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 use crate::ch03_waker::lock;
-use crate::ch05_event_loop::{Handle, KeepAwake, expect_running_loop, try_running_loop};
+use crate::ch05_event_loop::{Handle, KeepAwake, TraceSink, expect_running_loop, try_running_loop};
 use crate::ch06_join::{JoinError, JoinHandle, JoinSlot};
+use crate::trace::Event;
 
 /// The prefix of every pool thread's name: `tiny-asyncio-pool-0`,
 /// `tiny-asyncio-pool-1`, …
@@ -236,13 +243,19 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let keep_awake = try_running_loop().ok().map(|handle| handle.keep_awake());
-        self.submit(f, keep_awake)
+        let running = try_running_loop().ok();
+        let keep_awake = running.as_ref().map(Handle::keep_awake);
+        self.submit(f, keep_awake, running.as_ref().and_then(tracing))
     }
 
-    /// Queues `f` (with the loop's keep-awake guard, if any) and starts a
-    /// worker for it if every existing worker is busy.
-    fn submit<F, T>(&self, f: F, keep_awake: Option<KeepAwake>) -> JoinHandle<T>
+    /// Queues `f` (with the loop's keep-awake guard and trace sink, if any)
+    /// and starts a worker for it if every existing worker is busy.
+    fn submit<F, T>(
+        &self,
+        f: F,
+        keep_awake: Option<KeepAwake>,
+        trace: Option<TraceSink>,
+    ) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -259,6 +272,7 @@ impl ThreadPool {
         let ticket = Ticket {
             slot: slot.clone(),
             cancelled: cancelled.clone(),
+            trace,
             id,
         };
         let job: Job = Box::new(move || ticket.run(f));
@@ -345,17 +359,26 @@ fn worker(shared: Arc<PoolShared>) {
     }
 }
 
-/// A job's side of its `JoinHandle`: the slot to fill, the abort flag, and
-/// the loop's keep-awake guard.
+/// The trace sink of the loop behind `handle`, if that loop is tracing: a
+/// job records its start and end through it.
+fn tracing(handle: &Handle) -> Option<TraceSink> {
+    Some(handle.tracer()).filter(TraceSink::is_on)
+}
+
+/// A job's side of its `JoinHandle`: the slot to fill (which also holds
+/// the loop's keep-awake guard until it is filled), the abort flag, and
+/// the loop's trace sink (only if it was tracing).
 ///
 /// Dropping a ticket resolves the slot "cancelled" (a no-op if the job
-/// already filled it) and *then* releases the guard, so a virtual clock
-/// never moves between the job's end and its task seeing the result. The
-/// ticket is dropped when the job ends, when it is skipped, and when an
-/// unrun job is thrown away at shutdown: every handle resolves exactly once.
+/// already filled it, or was aborted); the slot releases the guard only
+/// after that, so a virtual clock never moves between the job's end and its
+/// task seeing the result. The ticket is dropped when the job ends, when it
+/// is skipped, and when an unrun job is thrown away at shutdown: every
+/// handle resolves exactly once.
 struct Ticket<T> {
     slot: Arc<JoinSlot<T>>,
     cancelled: Arc<AtomicBool>,
+    trace: Option<TraceSink>,
     id: u64,
 }
 
@@ -365,7 +388,25 @@ impl<T> Ticket<T> {
             // Aborted while queued: never run. `self` drops: "cancelled".
             return;
         }
+        // A job's records name task 0: which task submitted it is not known.
+        let thread = self.trace.as_ref().map(|sink| {
+            let thread = thread::current().name().unwrap_or("unnamed").to_owned();
+            let start = Event::JobStart {
+                thread: thread.clone(),
+                job: self.id,
+            };
+            sink.record(0, start);
+            thread
+        });
         let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+        // Recorded before the slot is filled, so before the wake it sends.
+        if let (Some(sink), Some(thread)) = (&self.trace, thread) {
+            let end = Event::JobEnd {
+                thread,
+                job: self.id,
+            };
+            sink.record(0, end);
+        }
         if self.cancelled.load(Ordering::Acquire) {
             // Aborted while running: nobody wants the result any more.
             drop(outcome);
@@ -498,5 +539,7 @@ where
 {
     let handle = expect_running_loop("run_in_executor");
     let keep_awake = handle.keep_awake();
-    DefaultPool::of(&handle).pool.submit(f, Some(keep_awake))
+    DefaultPool::of(&handle)
+        .pool
+        .submit(f, Some(keep_awake), tracing(&handle))
 }

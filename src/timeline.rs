@@ -66,10 +66,12 @@
 //!
 //! **Where the data comes from.** Here, by hand: a [`Timeline`] is rows of
 //! [`Span`]s, and a test or an example can build one directly (see the tests'
-//! E000-3 and E000-4 pictures). A later step connects this to a trace
-//! recorded by the event loop, so that every chapter's example can draw the
-//! run it just made: `cargo run --example chNN -- --timeline` prints the
-//! picture, `--svg run.svg` writes the SVG (see [`PictureArgs`]).
+//! E000-3 and E000-4 pictures). Or from a real run: the event loop records a
+//! trace (the appendix module [`trace`](crate::trace)), and
+//! [`Trace::to_timeline`](crate::trace::Trace::to_timeline) turns it into a
+//! timeline, so that the chapters' examples draw the run they just made:
+//! `cargo run --example chNN -- --timeline` prints the picture, `--svg
+//! run.svg` writes the SVG (see [`PictureArgs`]).
 //!
 //! **Its limits, on purpose.** A character cell is coarse: in an 80-column
 //! picture of a 3 s run, one cell is about 43 ms, so ten tasks polled one after
@@ -555,7 +557,27 @@ fn column_of(t: u128, end: u128, cols: usize) -> usize {
 
 /// Ticks every 1, 2 or 5 times a power of ten nanoseconds, labelled in the unit
 /// that suits the whole run (s, ms, µs or ns).
+///
+/// The ticks are airy where there is room (three label widths apart). In a
+/// narrow picture (a panel of three side by side) that may leave only the
+/// `0` tick, and an axis with one label gives no scale at all: then they
+/// are packed tighter, one label width and a space apart.
 fn choose_ticks(end: u128, cols: usize, glyphs: Glyphs) -> Vec<(u128, String)> {
+    let airy = ticks_spaced(end, cols, glyphs, |longest| 3 * longest);
+    if airy.len() > 1 {
+        return airy;
+    }
+    ticks_spaced(end, cols, glyphs, |longest| longest + 1)
+}
+
+/// The densest nice ticks whose spacing in columns is at least
+/// `room(longest label width)`.
+fn ticks_spaced(
+    end: u128,
+    cols: usize,
+    glyphs: Glyphs,
+    room: impl Fn(u128) -> u128,
+) -> Vec<(u128, String)> {
     let unit = TimeUnit::for_span(end, glyphs);
     if end == 0 || cols == 0 {
         return vec![(0, unit.label(0, 1))];
@@ -567,7 +589,7 @@ fn choose_ticks(end: u128, cols: usize, glyphs: Glyphs) -> Vec<(u128, String)> {
             let step = m * power;
             // Too dense even for two-character labels: skip without building
             // the (possibly huge) list of labels.
-            if step * c < 6 * end {
+            if step * c < 3 * end {
                 continue;
             }
             let ticks: Vec<(u128, String)> = (0..=end / step)
@@ -578,9 +600,10 @@ fn choose_ticks(end: u128, cols: usize, glyphs: Glyphs) -> Vec<(u128, String)> {
                 .map(|(_, l)| display_width(l))
                 .max()
                 .unwrap_or(0) as u128;
-            // Room for three label widths between ticks: an airy axis that
-            // prefers 0s 1s 2s 3s to 0s 0.5s 1s 1.5s in an 80-column picture.
-            if step * c >= 3 * longest * end {
+            // Ticks step * cols / end columns apart: room for the labels?
+            // (Airy, this prefers 0s 1s 2s 3s to 0s 0.5s 1s 1.5s in an
+            // 80-column picture.)
+            if step * c >= room(longest) * end {
                 return ticks;
             }
         }
@@ -1638,10 +1661,33 @@ impl PictureArgs {
         }
     }
 
+    /// [`PictureArgs::from_env`], also handing back the arguments that are
+    /// not about pictures, in order, for the example's own parser (which
+    /// may then refuse what it does not know).
+    pub fn from_env_split() -> (PictureArgs, Vec<String>) {
+        match PictureArgs::split(std::env::args().skip(1)) {
+            Ok(split) => split,
+            Err(message) => {
+                eprintln!("error: {message}");
+                std::process::exit(2);
+            }
+        }
+    }
+
     /// Parses arguments (without the program name). Arguments it does not
     /// know are skipped: they belong to the example (`--unit-ms 100`).
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<PictureArgs, String> {
+        PictureArgs::split(args).map(|(parsed, _rest)| parsed)
+    }
+
+    /// [`PictureArgs::parse`], also handing back the arguments it does not
+    /// know, in order: `["--unit-ms", "100", "--timeline"]` gives
+    /// `--timeline` and `["--unit-ms", "100"]`.
+    pub fn split(
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<(PictureArgs, Vec<String>), String> {
         let mut parsed = PictureArgs::default();
+        let mut rest = Vec::new();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -1668,11 +1714,13 @@ impl PictureArgs {
                         parsed.svg = Some(PathBuf::from(path));
                     } else if let Some(value) = arg.strip_prefix("--width=") {
                         parsed.width = Some(parse_width(value)?);
+                    } else {
+                        rest.push(arg);
                     }
                 }
             }
         }
-        Ok(parsed)
+        Ok((parsed, rest))
     }
 
     /// Whether any picture was asked for (an example may skip recording if

@@ -20,6 +20,9 @@
 //!   thread (chapter 9), drawn on that thread's own row.
 //!
 //! Times are loop time: exact on the virtual clock, measured on the real one.
+//! [`Trace::check_invariants`] states the rules every recording obeys (one
+//! poll at a time, no poll without a wake, nothing after the end …) and
+//! checks them; [`Trace::to_timeline`] turns a recording into a picture.
 
 #![forbid(unsafe_code)]
 
@@ -137,16 +140,33 @@ impl Recorder {
 
     /// Keeps a record, if switched on.
     pub fn record(&self, at: Duration, task: u64, event: Event) {
+        self.record_with(|| Some(Record { at, task, event }));
+    }
+
+    /// Keeps the record `make` builds, if switched on and `make` builds one.
+    ///
+    /// `make` runs under the recorder's lock. That is what the loop needs
+    /// from it: a time read inside `make` keeps the records in time order
+    /// even when several threads record at once, and a condition checked
+    /// inside `make` ("is this task still alive?") cannot change before
+    /// the record is kept, as long as whoever changes it records afterwards.
+    pub fn record_with(&self, make: impl FnOnce() -> Option<Record>) {
         if self.is_on() {
             let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-            records.push(Record { at, task, event });
+            if let Some(record) = make() {
+                records.push(record);
+            }
         }
     }
 
-    /// Gives task `task` a name for pictures ("users(3)").
+    /// Gives task `task` a name for pictures ("users(3)"), if switched on:
+    /// like the records, names are kept only while tracing, so a recorder
+    /// switched off holds nothing at all. (Switch it on before naming.)
     pub fn name(&self, task: u64, name: impl Into<String>) {
-        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        names.insert(task, name.into());
+        if self.is_on() {
+            let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            names.insert(task, name.into());
+        }
     }
 
     /// Everything recorded so far, and the names; the recorder starts over.
@@ -198,6 +218,160 @@ impl Trace {
     }
 }
 
+/// Where a task is in its life, as [`Trace::check_invariants`] follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    /// Not seen yet (a task must be spawned first).
+    Unborn,
+    /// Spawned or woken: waiting for its next poll.
+    Queued,
+    /// Being polled; `woken` if it was woken during this poll.
+    Polled { woken: bool },
+    /// Its last poll returned `Pending` and nobody has woken it since.
+    Waiting,
+    /// Its last poll returned `Ready`: `Done` must come next.
+    Finishing,
+    /// Done, cancelled or closed: nothing may follow.
+    Ended,
+}
+
+impl Trace {
+    /// Checks that the records tell a story the loop's rules allow, and
+    /// says which record breaks it if not. Tests run it on the traces of
+    /// real programs; a scheduling bug (a poll without a wake, a poll after
+    /// the end, two polls at once) shows up here as a clear message.
+    ///
+    /// The rules, each one a promise of chapter 5's loop:
+    ///
+    /// 1. **Time never runs backwards**: each record is at or after the one
+    ///    before it (the loop reads the time under the recorder's lock).
+    /// 2. **One poll at a time**: a `PollStart` is followed by the same
+    ///    task's `PollEnd` before any other `PollStart` (one thread polls).
+    /// 3. **A task is spawned first**: `Spawned` is a task's first record,
+    ///    and only that. The main future (task 0) is never spawned:
+    ///    `run_until_complete` queues it, so its first poll needs no record
+    ///    before it.
+    /// 4. **A poll starts only after a spawn or a wake**: between a
+    ///    `PollEnd { ready: false }` and the task's next `PollStart` there
+    ///    is a `Woken` (during the poll that ended, or after it).
+    /// 5. **Ready means done**: a task's `PollEnd { ready: true }` is followed
+    ///    by its `Done`, and `Done` comes only there. (The main future has no
+    ///    `Done`: its ready poll ends its `run_until_complete`, and a later
+    ///    one starts a new main future.)
+    /// 6. **The end is the end**: `Done`, `Cancelled` or `Closed` is a
+    ///    task's last record; nothing of it is polled or woken afterwards.
+    ///    A task is cancelled or closed only between polls, never during one.
+    /// 7. **One job at a time per pool thread**: a thread's `JobStart` is
+    ///    followed by the `JobEnd` of the same job before its next
+    ///    `JobStart`.
+    ///
+    /// A trace may stop anywhere (a task still asleep when it was taken):
+    /// unfinished lives are fine.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut lives: BTreeMap<u64, Life> = BTreeMap::new();
+        let mut polling: Option<u64> = None;
+        let mut jobs: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut last_at = Duration::ZERO;
+        for (index, record) in self.records.iter().enumerate() {
+            let Record { at, task, event } = record;
+            let name = self.name_of(*task);
+            let fail = |what: String| {
+                Err(format!(
+                    "record {index} ({event:?} of {name}, task {task}, at {at:?}): {what}"
+                ))
+            };
+            if *at < last_at {
+                return fail(format!("time ran backwards, from {last_at:?}"));
+            }
+            last_at = *at;
+            // Rule 7: pool threads, one job at a time.
+            match event {
+                Event::JobStart { thread, job } => {
+                    if let Some(running) = jobs.insert(thread, *job) {
+                        return fail(format!("thread {thread} is still running job {running}"));
+                    }
+                    continue;
+                }
+                Event::JobEnd { thread, job } => {
+                    match jobs.remove(thread.as_str()) {
+                        Some(started) if started == *job => {}
+                        Some(started) => {
+                            return fail(format!("thread {thread} is running job {started}"));
+                        }
+                        None => return fail(format!("job {job} never started on {thread}")),
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let initial = if *task == MAIN {
+                Life::Queued
+            } else {
+                Life::Unborn
+            };
+            let life = lives.entry(*task).or_insert(initial);
+            let next = match (*life, event) {
+                (Life::Ended, _) => return fail("the task had already ended".to_string()),
+                (_, Event::Spawned) if *task == MAIN => {
+                    return fail("the main future is never spawned".to_string());
+                }
+                (Life::Unborn, Event::Spawned) => Life::Queued,
+                (_, Event::Spawned) => return fail("spawned twice".to_string()),
+                (Life::Unborn, _) => return fail("the task was never spawned".to_string()),
+                (
+                    Life::Finishing,
+                    Event::PollStart | Event::PollEnd { .. } | Event::Cancelled | Event::Closed,
+                ) => {
+                    return fail("its poll returned Ready, so Done must come next".to_string());
+                }
+                (Life::Queued, Event::PollStart) => {
+                    if let Some(other) = polling {
+                        return fail(format!("task {other} was being polled"));
+                    }
+                    polling = Some(*task);
+                    Life::Polled { woken: false }
+                }
+                (Life::Waiting, Event::PollStart) => {
+                    return fail("polled without a wake since its last poll".to_string());
+                }
+                (Life::Polled { .. }, Event::PollStart) => {
+                    return fail("its previous poll had not ended".to_string());
+                }
+                (Life::Polled { woken }, Event::PollEnd { ready }) => {
+                    polling = None;
+                    match (ready, woken) {
+                        (true, _) if *task == MAIN => Life::Queued,
+                        (true, _) => Life::Finishing,
+                        (false, true) => Life::Queued,
+                        (false, false) => Life::Waiting,
+                    }
+                }
+                (_, Event::PollEnd { .. }) => return fail("no poll had started".to_string()),
+                (Life::Polled { .. }, Event::Woken { .. }) => Life::Polled { woken: true },
+                (Life::Queued | Life::Waiting, Event::Woken { .. }) => Life::Queued,
+                // Another thread may wake it between its last poll and Done.
+                (Life::Finishing, Event::Woken { .. }) => Life::Finishing,
+                (_, Event::Done | Event::Cancelled | Event::Closed) if *task == MAIN => {
+                    return fail("the main future's end is its ready poll".to_string());
+                }
+                (Life::Finishing, Event::Done) => Life::Ended,
+                (_, Event::Done) => {
+                    return fail("Done must follow the poll that returned Ready".to_string());
+                }
+                (Life::Queued | Life::Waiting, Event::Cancelled | Event::Closed) => Life::Ended,
+                (_, Event::Cancelled | Event::Closed) => {
+                    return fail("a task ends this way only between polls".to_string());
+                }
+                (_, Event::JobStart { .. } | Event::JobEnd { .. }) => {
+                    unreachable!("job records are checked above")
+                }
+            };
+            *life = next;
+        }
+        Ok(())
+    }
+}
+
 /// How long a poll is drawn when it took no loop time (on a virtual clock
 /// every poll takes none): just enough to claim its column in a picture.
 const BLIP: Duration = Duration::from_micros(1);
@@ -220,7 +394,9 @@ impl Trace {
     ///
     /// A wait is drawn by who ended it: a timer (asleep), a pool thread (a
     /// blocking job), another task (awaiting it). A task that woke itself
-    /// during its poll (a `yield_now`) is drawn as queued.
+    /// during its poll (a `yield_now`) is drawn as queued. A wait that no
+    /// wake ended (the task was cancelled, the loop closed, or the trace
+    /// stops) is drawn as idle: blank, since nobody said what it waited on.
     pub fn to_timeline(&self, title: impl Into<String>) -> Timeline {
         let mut timeline = Timeline::new(title);
         let end = self.records.last().map_or(Duration::ZERO, |r| r.at);
@@ -264,8 +440,12 @@ impl Trace {
                         _ => {}
                     },
                     Event::Cancelled | Event::Done | Event::Closed => {
-                        if let Some((Doing::Queued | Doing::Waiting, since)) = doing {
-                            push(&mut row, since, at, Mark::Queued);
+                        match doing {
+                            Some((Doing::Queued, since)) => push(&mut row, since, at, Mark::Queued),
+                            // Nobody woke it, so what it waited on is
+                            // unknown: drawn as idle, not as a guess.
+                            Some((Doing::Waiting, since)) => push(&mut row, since, at, Mark::Idle),
+                            _ => {}
                         }
                         doing = None;
                     }
@@ -288,6 +468,9 @@ impl Trace {
         for record in &self.records {
             match &record.event {
                 Event::JobStart { thread, job } => {
+                    // The row exists from its first job on: rows in the
+                    // order the threads started work.
+                    timeline.row(thread);
                     started.insert((thread.clone(), *job), record.at);
                 }
                 Event::JobEnd { thread, job } => {
