@@ -914,7 +914,7 @@ impl EventLoop {
     }
 
     /// Starts recording a trace of what the loop does (see the appendix
-    /// module [`trace`](crate::trace)): spawns, polls, wakes and who woke,
+    /// module [`trace`]): spawns, polls, wakes and who woke,
     /// ends. Off by default.
     pub fn enable_trace(&self) {
         self.core.shared.trace.set_on(true);

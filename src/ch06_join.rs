@@ -270,7 +270,13 @@ impl<T> JoinHandle<T> {
     pub fn abort(&self) {
         match &self.source {
             Source::Task(task) => task.cancel(),
-            Source::Slot { cancelled, .. } => cancelled.store(true, Ordering::Release),
+            Source::Slot { slot, cancelled } => {
+                // Whoever does the work checks the flag (a queued job never
+                // runs); the handle resolves now. A job already running
+                // finishes, and its result loses: the first result wins.
+                cancelled.store(true, Ordering::Release);
+                slot.complete(Err(JoinError::cancelled(self.id)));
+            }
         }
     }
 

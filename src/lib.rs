@@ -25,6 +25,8 @@ pub mod ch05_event_loop;
 pub mod ch06_join;
 pub mod ch07_gather;
 pub mod ch08_timeout;
+pub mod ch09_pool;
+pub mod ch10_measure;
 
 // Appendix modules, outside the chapter order. They depend on no chapter:
 // `trace` records what an event loop does (chapter 5 reports to it), and
@@ -40,6 +42,7 @@ pub use ch05_event_loop::{
 pub use ch06_join::{JoinError, JoinHandle, spawn};
 pub use ch07_gather::{ReturnWhen, as_completed, gather, try_gather, wait};
 pub use ch08_timeout::{Elapsed, timeout, timeout_at};
+pub use ch09_pool::{ThreadPool, run_in_executor};
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
 /// the reading guide cannot drift away from the code.
