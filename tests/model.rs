@@ -6,7 +6,7 @@
 //! (ms of loop time), yield, spawn a child task, await a handle, abort a
 //! handle, gather inline children, run a block under a timeout, wait for a
 //! wake from another thread (which holds a `KeepAwake` while it works),
-//! park forever, or panic. A task may await or abort the handles of its own
+//! run a job on the thread pool, park forever, or panic. A task may await or abort the handles of its own
 //! children and of the tasks spawned before it by its ancestors (its
 //! earlier siblings, its uncles): with that rule nobody can wait for itself
 //! through a chain of awaits, and every awaited handle exists.
@@ -51,16 +51,17 @@
 //! Case counts are modest; `TINY_ASYNCIO_SOAK=1` multiplies them by 20
 //! (`TINY_ASYNCIO_SOAK=N`, N ≥ 2: by N), `PROPTEST_CASES` overrides them.
 //!
-//! TODO(chapter 9): `run_in_executor` (the thread pool) is being written on
-//! another branch. Once "chapters 9-10" are merged, add a `Pool(micros)`
-//! step: a pool job with a tiny real sleep, awaited like a thread wake
-//! (zero loop time: the pool holds a `KeepAwake` per job).
+//! Blocking work comes in too: a step may hand the loop's default thread
+//! pool (`run_in_executor`) a job that sleeps a few real microseconds and
+//! returns, or panics. Like a thread's wake it takes no loop time: the job
+//! holds the loop's `KeepAwake` until its result is delivered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::future::{Future, poll_fn};
 use std::panic;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::task::{Context, Poll, Waker};
@@ -71,10 +72,11 @@ use proptest::prelude::*;
 use proptest::strategy::Union;
 use tiny_asyncio::ch03_waker::{ArcWake, waker_ref};
 use tiny_asyncio::ch04_timer::{Clock, Sleep};
+use tiny_asyncio::ch09_pool::DefaultPool;
 use tiny_asyncio::trace::{Event, MAIN, Trace};
 use tiny_asyncio::{
-    EventLoop, JoinError, JoinHandle, block_on, gather, get_running_loop, sleep, sleep_until,
-    spawn, timeout, try_running_loop, yield_now,
+    EventLoop, JoinError, JoinHandle, block_on, gather, get_running_loop, run_in_executor, sleep,
+    sleep_until, spawn, timeout, try_running_loop, yield_now,
 };
 
 // ---------------------------------------------------------------- settings
@@ -150,6 +152,7 @@ enum Raw {
     Gather(Vec<Vec<Raw>>),
     Timeout(u64, Vec<Raw>),
     Thread(u64),
+    Pool(u64, bool),
     Park,
     Panic,
 }
@@ -174,6 +177,9 @@ enum Kind {
     /// Another thread opens a gate after this many µs of real time and
     /// wakes the waiting task, holding a `KeepAwake` meanwhile.
     Thread(u64),
+    /// `run_in_executor` of a job that sleeps this many µs of real time,
+    /// then returns its step's number, or panics.
+    Pool { micros: u64, panics: bool },
     /// `sleep(Duration::MAX)`: waits until the loop closes.
     Park,
     /// `panic!("planned: step N")`.
@@ -297,6 +303,10 @@ impl Resolver {
                     Kind::Timeout(*ms, self.block(inner, task, &mut inner_scope))
                 }
                 Raw::Thread(micros) => Kind::Thread(*micros),
+                Raw::Pool(micros, panics) => Kind::Pool {
+                    micros: *micros,
+                    panics: *panics,
+                },
                 Raw::Park => Kind::Park,
                 Raw::Panic => Kind::Panic,
             };
@@ -379,6 +389,10 @@ impl Plan {
                 Kind::Thread(us) => {
                     let _ = write!(out, "thread wake after {us}µs");
                 }
+                Kind::Pool { micros, panics } => {
+                    let end = if *panics { "panics" } else { "returns" };
+                    let _ = write!(out, "pool job: {micros}µs, {end}");
+                }
                 Kind::Park => out.push_str("park"),
                 Kind::Panic => out.push_str("panic"),
             }
@@ -386,11 +400,19 @@ impl Plan {
         out.push(']');
     }
 
+    /// Whether a step involves another thread (a waker thread, a pool job).
     fn has_threads(&self) -> bool {
         self.blocks
             .iter()
             .flat_map(|b| &b.steps)
-            .any(|s| matches!(s.kind, Kind::Thread(_)))
+            .any(|s| matches!(s.kind, Kind::Thread(_) | Kind::Pool { .. }))
+    }
+
+    fn has_pool_jobs(&self) -> bool {
+        self.blocks
+            .iter()
+            .flat_map(|b| &b.steps)
+            .any(|s| matches!(s.kind, Kind::Pool { .. }))
     }
 }
 
@@ -447,6 +469,11 @@ fn raw_step(threads: bool) -> BoxedStrategy<Raw> {
     ];
     if threads {
         leaves.push((2, (0u64..300).prop_map(Raw::Thread).boxed()));
+        let job = (0u64..300, prop::bool::weighted(0.2));
+        leaves.push((
+            2,
+            job.prop_map(|(us, panics)| Raw::Pool(us, panics)).boxed(),
+        ));
     }
     Union::new_weighted(leaves)
         .prop_recursive(4, 40, 4, |inner| {
@@ -492,6 +519,7 @@ enum Obs {
     InTime(u64),
     TimedOut(Duration),
     ThreadWoke,
+    Pooled(Res),
 }
 
 /// A step's contribution to its block's value (the same in the model and
@@ -509,6 +537,8 @@ fn step_value(obs: &Obs) -> u64 {
         Obs::InTime(v) => v + 13,
         Obs::TimedOut(_) => 17,
         Obs::ThreadWoke => 19,
+        Obs::Pooled(Res::Ok(v)) => v + 23,
+        Obs::Pooled(_) => 29,
     }
 }
 
@@ -920,6 +950,10 @@ impl<'a> Model<'a> {
                             continue;
                         }
                         Kind::Thread(_) => Obs::ThreadWoke,
+                        Kind::Pool { panics: false, .. } => Obs::Pooled(Res::Ok(step.id as u64)),
+                        Kind::Pool { panics: true, .. } => {
+                            Obs::Pooled(Res::Panicked(format!("planned: pool job {}", step.id)))
+                        }
                         Kind::Park => {
                             f.cur = Some(Cur::Park);
                             continue;
@@ -1499,6 +1533,17 @@ async fn run_step(ctx: &Arc<Ctx>, step: &Step) -> Obs {
             gate.wait().await;
             Obs::ThreadWoke
         }
+        Kind::Pool { micros, panics } => {
+            let (micros, panics, id) = (*micros, *panics, step.id);
+            let job = run_in_executor(move || {
+                thread::sleep(Duration::from_micros(micros));
+                if panics {
+                    panic!("planned: pool job {id}");
+                }
+                id as u64
+            });
+            Obs::Pooled(res_of(job.await))
+        }
         Kind::Park => {
             sleep(Duration::MAX).await;
             unreachable!("a Duration::MAX sleep ended")
@@ -1544,12 +1589,23 @@ fn run(plan: &Arc<Plan>, horizon: Duration) -> Run {
         sleep_until(horizon).await;
     });
     assert_eq!(event_loop.time(), horizon, "the run went past its horizon");
+    // The loop's default pool, if the program used it: it must go (and
+    // join its workers) when the loop closes.
+    let pool = plan
+        .has_pool_jobs()
+        .then(|| Rc::downgrade(&DefaultPool::of(&handle)));
     let trace = event_loop.take_trace();
     let live_at_horizon = event_loop.live_tasks();
     let timers_at_horizon = timer.pending();
     drop(handle);
     event_loop.close();
     assert_eq!(timer.pending(), 0, "a timer outlived its loop");
+    if let Some(pool) = pool {
+        assert!(
+            pool.upgrade().is_none(),
+            "the default pool outlived its loop"
+        );
+    }
 
     // Handles nobody awaited resolve now, after the close: exactly once.
     let mut ids = BTreeMap::new();
@@ -1787,8 +1843,9 @@ proptest! {
     #![proptest_config(config(1000))]
 
     /// Random programs (task trees that sleep, yield, spawn, await and abort
-    /// each other, gather inline children, time out, panic, park, and are
-    /// woken by other threads holding a `KeepAwake`) end exactly as the
+    /// each other, gather inline children, time out, panic, park, are woken
+    /// by other threads holding a `KeepAwake`, and run blocking jobs on the
+    /// loop's thread pool) end exactly as the
     /// model says: every step's time and result, every task's end and
     /// outcome, every future's drop; and every run keeps the loop's
     /// invariants (no lost wake-up, at most once in the queue, never polled
@@ -1809,7 +1866,8 @@ proptest! {
 proptest! {
     #![proptest_config(config(256))]
 
-    /// Reproducible bit for bit: a program without threads, run twice on
+    /// Reproducible bit for bit: a program without threads (no waker
+    /// thread, no pool job), run twice on
     /// fresh virtual-clock loops, leaves the same trace records (every
     /// spawn, poll, wake and who woke, end, with its loop time) both times,
     /// and both runs match the model.
@@ -1955,10 +2013,23 @@ fn model_sanity_a_panic_reaches_the_awaiter_and_a_parked_task_is_closed() {
 }
 
 #[test]
-fn model_sanity_a_thread_wake_takes_no_loop_time() {
-    let facts = checked(vec![Raw::Sleep(4), Raw::Thread(200), Raw::Sleep(1)]);
+fn model_sanity_a_thread_wake_and_pool_jobs_take_no_loop_time_e003_4() {
+    let facts = checked(vec![
+        Raw::Sleep(4),
+        Raw::Thread(200),
+        Raw::Pool(300, false),
+        Raw::Gather(vec![
+            vec![Raw::Pool(200, true)],
+            vec![Raw::Pool(100, false)],
+        ]),
+        Raw::Sleep(1),
+    ]);
     assert_eq!(facts.steps[&1], (ms(4), Obs::ThreadWoke));
-    assert_eq!(facts.steps[&2], (ms(5), Obs::Slept));
+    assert_eq!(facts.steps[&2], (ms(4), Obs::Pooled(Res::Ok(2))));
+    let panicked = Res::Panicked("planned: pool job 4".into());
+    assert_eq!(facts.steps[&4], (ms(4), Obs::Pooled(panicked)));
+    assert_eq!(facts.steps[&5], (ms(4), Obs::Pooled(Res::Ok(5))));
+    assert_eq!(facts.steps[&6], (ms(5), Obs::Slept));
 }
 
 #[test]
@@ -2016,6 +2087,8 @@ fn statistics_of_the_generated_programs() {
                         Obs::TimedOut(_) => "timeout: elapsed",
                         Obs::Gathered(_) => "gather",
                         Obs::ThreadWoke => "thread wake",
+                        Obs::Pooled(Res::Ok(_)) => "pool job: value",
+                        Obs::Pooled(_) => "pool job: panicked",
                         _ => continue,
                     };
                     *seen.entry(kind).or_default() += 1;

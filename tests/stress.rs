@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use tiny_asyncio::ch03_waker::{ArcWake, waker_from_arc};
 use tiny_asyncio::ch05_event_loop::panic_message;
 use tiny_asyncio::{
-    EventLoop, JoinError, gather, get_running_loop, run, sleep, spawn, timeout, try_running_loop,
-    yield_now,
+    EventLoop, JoinError, JoinHandle, block_on, gather, get_running_loop, run, run_in_executor,
+    sleep, spawn, timeout, try_running_loop, yield_now,
 };
 
 // ---------------------------------------------------------------- harness
@@ -517,6 +517,93 @@ fn wakers_outliving_their_tasks_and_the_loop_are_harmless_and_the_last_frees_the
     });
 }
 
+/// Pool jobs by the thousand: 20 tasks each hand the loop's default pool
+/// 100 tiny blocking jobs (scaled) and gather their handles, every 7th
+/// handle aborted as soon as it is made; then, with more jobs queued than
+/// the pool has threads, the loop closes. Every handle resolves exactly
+/// once (a job's value, or "cancelled" for an aborted one or one still
+/// queued at the close), every job's closure is dropped exactly once (run,
+/// skipped or thrown away), and nothing hangs.
+#[test]
+fn pool_jobs_by_the_thousand_resolve_once_and_the_pool_closes_with_its_loop() {
+    let _shared = shared();
+    with_watchdog("pool-jobs", || {
+        let per_task = scaled(100).max(7);
+        let jobs = Tally::default();
+        let j = jobs.clone();
+        let (outputs, late) = run(async move {
+            let tasks: Vec<_> = (0..20)
+                .map(|t| {
+                    let j = j.clone();
+                    spawn(async move {
+                        let handles: Vec<_> = (0..per_task)
+                            .map(|n| {
+                                let probe = j.probe();
+                                let handle = run_in_executor(move || {
+                                    let _probe = probe;
+                                    thread::sleep(Duration::from_micros((n % 5) as u64 * 10));
+                                    t * per_task + n
+                                });
+                                if n % 7 == 3 {
+                                    handle.abort();
+                                }
+                                handle
+                            })
+                            .collect();
+                        gather(handles).await
+                    })
+                })
+                .collect();
+            let mut outputs = Vec::new();
+            for task in tasks {
+                outputs.push(task.await.expect("a task"));
+            }
+            // More jobs than threads, still queued when the loop closes.
+            let late: Vec<JoinHandle<usize>> = (0..40)
+                .map(|n| {
+                    let probe = j.probe();
+                    run_in_executor(move || {
+                        let _probe = probe;
+                        thread::sleep(ms(1));
+                        n
+                    })
+                })
+                .collect();
+            (outputs, late)
+        });
+        for (t, results) in outputs.into_iter().enumerate() {
+            for (n, result) in results.into_iter().enumerate() {
+                match result {
+                    Ok(value) => assert_eq!(value, t * per_task + n),
+                    Err(error) => {
+                        assert!(error.is_cancelled(), "{error}");
+                        assert_eq!(n % 7, 3, "job {n} of task {t} was never aborted");
+                    }
+                }
+            }
+        }
+        let mut cancelled_at_close = 0;
+        for (n, handle) in late.into_iter().enumerate() {
+            assert!(
+                handle.is_finished(),
+                "a job's handle outlived the loop unresolved"
+            );
+            match block_on(handle) {
+                Ok(value) => assert_eq!(value, n),
+                Err(error) => {
+                    assert!(error.is_cancelled(), "{error}");
+                    cancelled_at_close += 1;
+                }
+            }
+        }
+        assert!(
+            cancelled_at_close > 0,
+            "every late job ran: the close tested nothing"
+        );
+        assert_eq!(jobs.count(), 20 * per_task + 40, "every job dropped once");
+    });
+}
+
 // ---------------------------------------------------------------- panics everywhere
 
 /// Panics everywhere at once, on the real clock, and the loop reports each
@@ -524,7 +611,9 @@ fn wakers_outliving_their_tasks_and_the_loop_are_harmless_and_the_last_frees_the
 /// the panic), futures that panic in `Drop` when they complete (the handle
 /// still gives the value), when aborted (it gives "cancelled") and when the
 /// loop closes (close goes on), user futures whose own waker panics inside
-/// the task's poll (that task's handle gives the panic). Healthy tasks
+/// the task's poll (that task's handle gives the panic), blocking jobs that
+/// panic on the loop's thread pool (their handles give the panic, the pool
+/// goes on). Healthy tasks
 /// beside them all finish with their values, and every future is dropped
 /// exactly once.
 #[test]
@@ -540,6 +629,7 @@ fn panics_in_polls_drops_and_user_wakers_are_reported_and_the_rest_runs_on() {
             let mut drop_bombs = Vec::new();
             let mut aborted = Vec::new();
             let mut user_wakers = Vec::new();
+            let mut jobs = Vec::new();
             for g in 0..groups {
                 let p = t.probe();
                 healthy.push(spawn(async move {
@@ -587,6 +677,12 @@ fn panics_in_polls_drops_and_user_wakers_are_reported_and_the_rest_runs_on() {
                     bomb.wake_by_ref();
                     g
                 }));
+                let p = t.probe();
+                // A blocking job that panics on a pool thread.
+                jobs.push(run_in_executor(move || {
+                    let _probe = p;
+                    panic!("planned: job {g} panics");
+                }));
             }
             yield_now().await;
             for handle in &aborted {
@@ -611,6 +707,14 @@ fn panics_in_polls_drops_and_user_wakers_are_reported_and_the_rest_runs_on() {
             for handle in user_wakers {
                 assert_eq!(panicked_with(handle.await), "planned: a user waker panics");
             }
+            for (g, handle) in jobs.into_iter().enumerate() {
+                assert_eq!(
+                    panicked_with(handle.await),
+                    format!("planned: job {g} panics")
+                );
+            }
+            // The pool lives on: its workers caught the panics.
+            assert_eq!(run_in_executor(|| 5).await.expect("a job"), 5);
             // The loop still runs: a timer, a gather, a timeout.
             let outputs = gather([sleep(ms(1)), sleep(ms(2))]).await;
             assert_eq!(outputs.len(), 2);
@@ -620,8 +724,8 @@ fn panics_in_polls_drops_and_user_wakers_are_reported_and_the_rest_runs_on() {
                     .is_err()
             );
         });
-        // Every future, the ones dropped at close included, dropped once.
-        assert_eq!(tally.count(), groups * 6);
+        // Every future and job, the ones dropped at close included, once.
+        assert_eq!(tally.count(), groups * 7);
     });
 }
 
@@ -821,9 +925,10 @@ fn settle_to(n: usize) -> Vec<String> {
 }
 
 /// No thread left behind: a real-clock loop's timer thread runs while the
-/// loop has timers, and is joined when the loop closes, whether `run`
-/// returned, its main future panicked, or tasks were still sleeping. Twenty
-/// loops in a row leave no thread behind either. (Runs alone in this
+/// loop has timers, and it and the default pool's workers are joined when
+/// the loop closes, whether `run` returned, its main future panicked, or
+/// tasks were still sleeping and jobs running. Twenty loops in a row leave
+/// no thread behind either. (Runs alone in this
 /// binary: it counts the process's threads, from `/proc/self/task`.)
 #[test]
 fn closing_a_loop_leaves_no_thread_of_it_behind() {
@@ -865,6 +970,10 @@ fn closing_a_loop_leaves_no_thread_of_it_behind() {
             let event_loop = EventLoop::new();
             event_loop.run_until_complete(async {
                 drop(spawn(sleep(Duration::from_secs(60))));
+                // The default pool's threads, busy when the loop closes.
+                for _ in 0..3 {
+                    drop(run_in_executor(|| thread::sleep(ms(2))));
+                }
                 sleep(ms(1)).await;
             });
             event_loop.close();
