@@ -403,7 +403,13 @@ where
         };
         self.header.state.fetch_or(OUTCOME, Ordering::AcqRel);
         if let Some(joiner) = joiner {
-            joiner.wake();
+            // The awaiter's waker may be anyone's code, and may panic. Out
+            // of here, that panic would leave the loop mid-pass (stranding
+            // the tasks queued behind) or, while the loop closes, abort
+            // the process. Report it instead.
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| joiner.wake())) {
+                report_panic("the waker of a task's awaiter panicked", &*payload);
+            }
         }
     }
 }

@@ -61,6 +61,7 @@ pub mod wheel;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -336,7 +337,7 @@ impl Timer {
         self.handle.shared.take_due(&mut expired);
         let fired = expired.len();
         for (_, waker) in expired {
-            waker.wake();
+            wake_reporting_panics(waker);
         }
         fired
     }
@@ -382,7 +383,7 @@ impl TimerShared {
             if !expired.is_empty() {
                 drop(state);
                 for (_, waker) in expired.drain(..) {
-                    waker.wake();
+                    wake_reporting_panics(waker);
                 }
                 state = lock(&self.state);
                 continue;
@@ -419,6 +420,25 @@ impl TimerShared {
             };
             state.sleeping_until = NEVER;
         }
+    }
+}
+
+/// Wakes `waker`, catching a panic in it. A waker can be anyone's code (a
+/// hand-written combinator's, say); if its panic got out, it would kill the
+/// timer thread, so that no sleep of the loop ever ended again, or, on a
+/// virtual clock, leave the wakers due at the same moment unwoken. The
+/// panic is reported on stderr instead, and the next waker is woken.
+fn wake_reporting_panics(waker: Waker) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+        let message = match (
+            payload.downcast_ref::<&str>(),
+            payload.downcast_ref::<String>(),
+        ) {
+            (Some(s), _) => s,
+            (_, Some(s)) => s.as_str(),
+            _ => "a non-string panic payload",
+        };
+        eprintln!("tiny-asyncio: a waker panicked when its timer fired: {message}");
     }
 }
 
