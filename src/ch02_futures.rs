@@ -383,14 +383,13 @@ fn noop_drop(_data: *const ()) {}
 /// being asked, like [`poll_by_hand`].
 #[allow(unsafe_code)]
 pub fn noop_waker() -> Waker {
-    // SAFETY: `Waker::from_raw` trusts us that the RawWaker keeps the promises
-    // written in `RawWaker`'s and `RawWakerVTable`'s docs. Ours does:
-    // - its four functions may be called on this data pointer from any thread,
-    //   any number of times: they never read the pointer (it is null) and do
-    //   nothing, so there is nothing to race on, free twice or leak;
-    // - `clone` returns a RawWaker with the same null pointer and the same
-    //   vtable, so every clone keeps the same promises;
-    // - the vtable is a `static`, so it outlives every waker made from it.
+    // `Waker::from_raw` trusts us that the RawWaker keeps the promises in
+    // `RawWaker`'s and `RawWakerVTable`'s docs. Ours does: its four functions
+    // never read the (null) pointer and do nothing, so any thread may call
+    // them any number of times; `clone` returns the same null pointer and
+    // table; the table is a `static`, so it outlives every waker made from it.
+    // SAFETY: the null data pointer and the do-nothing vtable above keep
+    // every promise `Waker::from_raw` asks for.
     unsafe { Waker::from_raw(noop_raw_waker()) }
 }
 

@@ -85,11 +85,10 @@ pub trait ArcWake: Send + Sync + 'static {
 /// strong count stays the same, the reference just changes hands.
 pub fn waker_from_arc<W: ArcWake>(arc: Arc<W>) -> Waker {
     let data = Arc::into_raw(arc).cast::<()>();
-    // SAFETY: `data` came from `Arc::<W>::into_raw`, and the vtable for `W`
-    // treats it as exactly that: every function below turns it back into an
-    // `Arc<W>` (or borrows it as one) and balances the strong count as the
-    // table in the module docs says. `W: Send + Sync` makes it fine to wake
-    // from any thread.
+    // The vtable for `W` treats `data` as exactly what it is, an `Arc<W>`,
+    // and balances the strong count as the module docs' table says.
+    // SAFETY: `data` came from `Arc::<W>::into_raw` and is paired with `W`'s
+    // vtable; `W: Send + Sync` makes it fine to wake from any thread.
     unsafe { Waker::from_raw(RawWaker::new(data, VTable::<W>::get())) }
 }
 
@@ -106,11 +105,11 @@ pub struct WakerRef<'a> {
 /// Borrows `arc` as a [`Waker`] for as long as the borrow lives.
 pub fn waker_ref<W: ArcWake>(arc: &Arc<W>) -> WakerRef<'_> {
     let data = Arc::as_ptr(arc).cast::<()>();
-    // SAFETY: `data` points at the `W` inside a live `Arc<W>`, which the
-    // lifetime `'a` keeps alive for as long as this `WakerRef`. The waker is
-    // wrapped in `ManuallyDrop`, so its `drop` (−1) never runs for the count
-    // it did not take; `clone` (+1) and `wake_by_ref` (0) are correct on a
-    // borrowed pointer, and a by-value `wake` is impossible on a `&Waker`.
+    // The waker sits in `ManuallyDrop`, so its `drop` (−1) never runs for the
+    // count it did not take; `clone` (+1) and `wake_by_ref` (0) are right on
+    // a borrowed pointer, and a by-value `wake` is impossible on a `&Waker`.
+    // SAFETY: `data` points into a live `Arc<W>` that the borrow `'_` keeps
+    // alive as long as this `WakerRef`, and is paired with `W`'s vtable.
     let waker = unsafe { Waker::from_raw(RawWaker::new(data, VTable::<W>::get())) };
     WakerRef {
         waker: ManuallyDrop::new(waker),
