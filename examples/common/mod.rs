@@ -22,7 +22,7 @@ use tiny_asyncio::ch01_blocking;
 use tiny_asyncio::ch03_waker::{ArcWake, waker_from_arc};
 use tiny_asyncio::ch09_pool::THREAD_NAME_PREFIX;
 use tiny_asyncio::get_running_loop;
-use tiny_asyncio::timeline::Timeline;
+use tiny_asyncio::timeline::{Timeline, display_width};
 use tiny_asyncio::trace::Trace;
 
 // ---------------------------------------------------------------------------
@@ -238,11 +238,6 @@ pub fn exit_if_picture_failed(shown: io::Result<()>) {
 /// columns, so `format!("{:<30}")`, which counts characters, would not line
 /// a table up.
 pub fn pad(text: &str, width: usize) -> String {
-    let columns: usize = text.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum();
+    let columns = display_width(text);
     format!("{text}{}", " ".repeat(width.saturating_sub(columns)))
-}
-
-/// Hangul syllables and letters, which a terminal draws two columns wide.
-fn is_wide(c: char) -> bool {
-    matches!(c, '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}' | '\u{AC00}'..='\u{D7A3}')
 }
