@@ -128,16 +128,7 @@ fn main() {
         total.as_secs_f64(),
         log.units(total)
     );
-    let document = "3-1 2-1 1-1 | 3-2 2-2 done1 | 3-3 done2 | done3";
-    println!("순서: {}", log.steps());
-    println!(
-        "문서: {document}  ({})",
-        if log.steps() == document {
-            "같음"
-        } else {
-            "다름!"
-        }
-    );
+    log.order_beside("3-1 2-1 1-1 | 3-2 2-2 done1 | 3-3 done2 | done3");
     println!("매 단계마다 태스크들은 잠든 순서대로 깨어난다: 같은 마감 시각은 등록 순서대로.");
     if picture.wants_picture() {
         println!();
@@ -167,16 +158,7 @@ fn main() {
         total.as_secs_f64(),
         log.units(total)
     );
-    let document = "1-1 2-1 3-1 | done1 2-2 3-2 | done2 3-3 | done3";
-    println!("순서: {}", log.steps());
-    println!(
-        "문서: {document}  ({})",
-        if log.steps() == document {
-            "같음"
-        } else {
-            "다름!"
-        }
-    );
+    log.order_beside("1-1 2-1 3-1 | done1 2-2 3-2 | done2 3-3 | done3");
     println!(
         "문서는 asyncio.wait에 코루틴을 그대로 넘겼고, 실행 순서는 보장되지 않는다고 경고한다."
     );

@@ -184,6 +184,12 @@ impl Transcript {
             total.as_secs_f64(),
             self.units(total)
         );
+        self.order_beside(document_steps);
+    }
+
+    /// Prints the order of this run's lines beside the document's, and
+    /// whether they are the same.
+    pub fn order_beside(&self, document_steps: &str) {
         let steps = self.steps();
         let same = if steps == document_steps {
             "같음"
