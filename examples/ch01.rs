@@ -11,12 +11,14 @@
 //! cargo run --example ch01 -- --unit-ms 100
 //! cargo run --example ch01 -- --unit-ms 100 --timeline
 //! ```
+mod common;
+
 use std::time::Duration;
 
-use tiny_asyncio::ch01_blocking::{
-    FETCH_UNITS, Log, Step, fetch_all_sync, process_sync, unit_from_args,
-};
+use tiny_asyncio::ch01_blocking::{FETCH_UNITS, Log, Step, fetch_all_sync, process_sync};
 use tiny_asyncio::timeline::{Mark, PictureArgs, Timeline};
+
+const USAGE: &str = "cargo run --example ch01 [-- --unit-ms N] [--timeline] [--svg FILE]";
 
 /// The picture of a synchronous run, from its log: each step blocks the
 /// thread until the next step is logged, so every gap between two entries
@@ -38,20 +40,8 @@ fn blocked_bars(title: &str, log: &Log) -> Timeline {
 
 fn main() {
     let (picture, args) = PictureArgs::from_env_split();
-    let unit = match unit_from_args(args) {
-        Ok(unit) => unit,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::exit(2);
-        }
-    };
-    let units = |d: Duration| {
-        if unit.is_zero() {
-            0.0
-        } else {
-            d.as_secs_f64() / unit.as_secs_f64()
-        }
-    };
+    let unit = common::unit_from_args(args, USAGE);
+    let units = |d: Duration| common::units(d, unit);
     println!("(시간 단위: {} ms)", unit.as_millis());
 
     // E000-3: the requests for 3, 2 and 1 users, served one after the other.
@@ -93,9 +83,6 @@ fn main() {
     if picture.wants_picture() {
         println!();
         let fetch_picture = blocked_bars("E002-1: fetch_data_sync × 2", &log);
-        if let Err(error) = picture.show_panels(&[users_picture, fetch_picture]) {
-            eprintln!("error: could not write the picture: {error}");
-            std::process::exit(1);
-        }
+        common::exit_if_picture_failed(picture.show_panels(&[users_picture, fetch_picture]));
     }
 }

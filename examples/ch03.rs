@@ -14,69 +14,36 @@
 //! ```text
 //! cargo run --example ch03
 //! ```
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use common::Stamp;
 use tiny_asyncio::block_on;
-use tiny_asyncio::ch03_waker::{ArcWake, thread_sleep, waker_from_arc};
+use tiny_asyncio::ch03_waker::thread_sleep;
 
 /// The documents' unit of waiting.
 const SECOND: Duration = Duration::from_secs(1);
 
-/// Prints lines stamped with the time since it was made.
-struct Stamp(Instant);
-
-impl Stamp {
-    fn now() -> Self {
-        Stamp(Instant::now())
-    }
-    fn line(&self, text: &str) {
-        println!("[{:7.3}s] {text}", self.0.elapsed().as_secs_f64());
-    }
-    fn elapsed(&self) -> f64 {
-        self.0.elapsed().as_secs_f64()
-    }
-}
-
 /// Wraps a future to make `block_on`'s work visible: prints each poll and
 /// its result, and hands the inner future a waker of our own that prints
 /// "waker.wake()" (with the waking thread's name) before passing the wake on
-/// to `block_on`'s real waker.
+/// to `block_on`'s real waker. That waker is an `ArcWake` type (in
+/// `examples/common`), turned into a `Waker` by chapter 3's hand-written
+/// vtable.
 struct Traced<'a, F> {
     inner: Pin<Box<F>>,
     stamp: &'a Stamp,
     polls: usize,
 }
 
-/// The waker `Traced` hands down: an `ArcWake` type, turned into a `Waker`
-/// by chapter 3's hand-written vtable.
-struct PrintingWaker {
-    inner: Waker,
-    start: Instant,
-}
-
-impl ArcWake for PrintingWaker {
-    fn wake_by_ref(this: &Arc<Self>) {
-        let thread = std::thread::current();
-        println!(
-            "[{:7.3}s]     ({} 스레드) waker.wake()",
-            this.start.elapsed().as_secs_f64(),
-            thread.name().unwrap_or("이름 없는")
-        );
-        this.inner.wake_by_ref();
-    }
-}
-
 impl<F: Future> Future for Traced<'_, F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.polls += 1;
-        let waker = waker_from_arc(Arc::new(PrintingWaker {
-            inner: cx.waker().clone(),
-            start: self.stamp.0,
-        }));
+        let waker = self.stamp.printing_waker(cx.waker());
         let result = self.inner.as_mut().poll(&mut Context::from_waker(&waker));
         let what = if result.is_ready() {
             "Ready"

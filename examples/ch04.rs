@@ -19,13 +19,15 @@
 //! cargo run --example ch04
 //! cargo run --example ch04 -- --side wheel     # one side only
 //! ```
+mod common;
+
 use std::pin::Pin;
 use std::process::Command;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tiny_asyncio::ch03_waker::{ArcWake, thread_sleep, waker_from_arc};
+use common::{Stamp, pad, usage_error};
+use tiny_asyncio::ch03_waker::thread_sleep;
 use tiny_asyncio::{block_on, sleep};
 
 /// The documents' unit of waiting.
@@ -35,21 +37,6 @@ const SECOND: Duration = Duration::from_secs(1);
 const MANY: usize = 10_000;
 const NAP: Duration = Duration::from_secs(1);
 
-/// Prints lines stamped with the time since it was made.
-struct Stamp(Instant);
-
-impl Stamp {
-    fn now() -> Self {
-        Stamp(Instant::now())
-    }
-    fn line(&self, text: &str) {
-        println!("[{:7.3}s] {text}", self.0.elapsed().as_secs_f64());
-    }
-    fn elapsed(&self) -> f64 {
-        self.0.elapsed().as_secs_f64()
-    }
-}
-
 /// Hands the future a waker of our own that prints which thread woke it,
 /// then passes the wake on to `block_on`'s waker.
 struct ShowWakes<'a, F> {
@@ -57,30 +44,10 @@ struct ShowWakes<'a, F> {
     stamp: &'a Stamp,
 }
 
-struct PrintingWaker {
-    inner: Waker,
-    start: Instant,
-}
-
-impl ArcWake for PrintingWaker {
-    fn wake_by_ref(this: &Arc<Self>) {
-        let thread = std::thread::current();
-        println!(
-            "[{:7.3}s]     ({} 스레드) waker.wake()",
-            this.start.elapsed().as_secs_f64(),
-            thread.name().unwrap_or("이름 없는")
-        );
-        this.inner.wake_by_ref();
-    }
-}
-
 impl<F: Future> Future for ShowWakes<'_, F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let waker = waker_from_arc(Arc::new(PrintingWaker {
-            inner: cx.waker().clone(),
-            start: self.stamp.0,
-        }));
+        let waker = self.stamp.printing_waker(cx.waker());
         self.inner.as_mut().poll(&mut Context::from_waker(&waker))
     }
 }
@@ -294,19 +261,6 @@ fn mib(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
-/// `label` padded with spaces to `width` terminal columns. Hangul takes two
-/// columns, so `format!("{:<30}")`, which counts characters, would not line
-/// the table up.
-fn pad(label: &str, width: usize) -> String {
-    let columns: usize = label.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum();
-    format!("{label}{}", " ".repeat(width.saturating_sub(columns)))
-}
-
-/// Hangul syllables and letters, which a terminal draws two columns wide.
-fn is_wide(c: char) -> bool {
-    matches!(c, '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}' | '\u{AC00}'..='\u{D7A3}')
-}
-
 /// One row of the comparison table.
 fn row(label: &str, threads: String, wheel: String) {
     println!("{}{threads:>16}{wheel:>16}", pad(label, 34));
@@ -378,12 +332,12 @@ fn main() {
             print_measured(&measure(side));
             return;
         }
-        _ => {
-            eprintln!(
-                "error: unexpected arguments {args:?}; run with no arguments, or with `--side threads` or `--side wheel` to measure one side of the 10,000-sleep comparison"
-            );
-            std::process::exit(2);
-        }
+        _ => usage_error(
+            format!(
+                "unexpected arguments {args:?}; run with no arguments, or with `--side threads` or `--side wheel` to measure one side of the 10,000-sleep comparison"
+            ),
+            "cargo run --example ch04 [-- --side threads|wheel]",
+        ),
     }
 
     println!("== E003-1: asyncio.sleep(1) → tiny_asyncio::sleep(1초) ==");

@@ -21,106 +21,20 @@
 //! is asyncio's `asyncio.wait(tasks)`, by hand, and it shows the one thing
 //! the loop asks of anything that waits: keep a waker, call it later.
 
+mod common;
+
 use std::future::{Future, poll_fn};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use common::{Transcript, exit_if_picture_failed, run_traced, unit_from_args};
 use tiny_asyncio::ch05_event_loop::spawn_detached;
 use tiny_asyncio::timeline::PictureArgs;
 use tiny_asyncio::trace::Trace;
-use tiny_asyncio::{EventLoop, get_running_loop, run, sleep, try_running_loop};
+use tiny_asyncio::{get_running_loop, run, sleep, try_running_loop};
 
-/// Reads `--unit-ms N` (default: the documents' 1 s) from the arguments
-/// that are not about pictures.
-fn unit_from_args(args: Vec<String>) -> Result<Duration, String> {
-    let mut args = args.into_iter();
-    let mut unit = Duration::from_secs(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--unit-ms" => {
-                let value = args
-                    .next()
-                    .ok_or("--unit-ms needs a number of milliseconds")?;
-                let ms: u64 = value
-                    .parse()
-                    .map_err(|_| format!("--unit-ms: {value:?} is not a whole number of ms"))?;
-                unit = Duration::from_millis(ms);
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?} (try --unit-ms 100, --timeline, --svg FILE)"
-                ));
-            }
-        }
-    }
-    Ok(unit)
-}
-
-/// The lines of one run with the loop time of each, printed as they come.
-#[derive(Clone)]
-struct Transcript {
-    unit: Duration,
-    lines: Arc<Mutex<Vec<(String, Duration)>>>,
-}
-
-impl Transcript {
-    fn new(unit: Duration) -> Transcript {
-        Transcript {
-            unit,
-            lines: Arc::default(),
-        }
-    }
-
-    /// Prints `text` with the loop time, and remembers `short` (the
-    /// documents' notation, like `3-1`) for the summary.
-    fn say(&self, short: impl Into<String>, text: &str) {
-        let at = get_running_loop().time();
-        println!("[{:6.3} s] {text}", at.as_secs_f64());
-        self.lines.lock().unwrap().push((short.into(), at));
-    }
-
-    /// A time in units of this run.
-    fn units(&self, at: Duration) -> f64 {
-        if self.unit.is_zero() {
-            0.0
-        } else {
-            at.as_secs_f64() / self.unit.as_secs_f64()
-        }
-    }
-
-    /// The documents' notation: lines of one unit step joined by spaces,
-    /// steps separated by " | ".
-    fn steps(&self) -> String {
-        let mut out = String::new();
-        let mut last = None;
-        for (short, at) in self.lines.lock().unwrap().iter() {
-            let step = self.units(*at).round() as u64;
-            match last {
-                None => {}
-                Some(s) if s == step => out.push(' '),
-                Some(s) => {
-                    // A step in which nothing was printed still gets its bar.
-                    for _ in s + 1..step {
-                        out.push_str(" |");
-                    }
-                    out.push_str(" | ");
-                }
-            }
-            out.push_str(short);
-            last = Some(step);
-        }
-        out
-    }
-
-    fn at(&self, short: &str) -> Duration {
-        let lines = self.lines.lock().unwrap();
-        lines
-            .iter()
-            .find(|(s, _)| s == short)
-            .map_or(Duration::ZERO, |(_, at)| *at)
-    }
-}
+const USAGE: &str = "cargo run --example ch05 [-- --unit-ms N] [--timeline] [--svg FILE]";
 
 /// asyncio.wait by hand: tasks count down; the last one wakes the waiter.
 struct Countdown {
@@ -184,12 +98,7 @@ fn users_as_tasks(order: &[u32], unit: Duration, traced: bool) -> (Transcript, D
     let log = Transcript::new(unit);
     let order = order.to_vec();
     let task_log = log.clone();
-    // asyncio.run, by hand, so that the trace can be switched on first.
-    let event_loop = EventLoop::new();
-    if traced {
-        event_loop.enable_trace();
-    }
-    let total = event_loop.run_until_complete(async move {
+    let (total, trace) = run_traced(traced, async move {
         let done = Countdown::new(order.len());
         for n in order {
             // asyncio.create_task: queued now, runs once main waits.
@@ -202,20 +111,12 @@ fn users_as_tasks(order: &[u32], unit: Duration, traced: bool) -> (Transcript, D
         done.wait().await;
         get_running_loop().time()
     });
-    let trace = event_loop.take_trace();
-    event_loop.close();
     (log, total, trace)
 }
 
 fn main() {
     let (picture, args) = PictureArgs::from_env_split();
-    let unit = match unit_from_args(args) {
-        Ok(unit) => unit,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::exit(2);
-        }
-    };
+    let unit = unit_from_args(args, USAGE);
     println!("(시간 단위: {} ms)", unit.as_millis());
 
     // E000-4.
@@ -227,24 +128,12 @@ fn main() {
         total.as_secs_f64(),
         log.units(total)
     );
-    let document = "3-1 2-1 1-1 | 3-2 2-2 done1 | 3-3 done2 | done3";
-    println!("순서: {}", log.steps());
-    println!(
-        "문서: {document}  ({})",
-        if log.steps() == document {
-            "같음"
-        } else {
-            "다름!"
-        }
-    );
+    log.order_beside("3-1 2-1 1-1 | 3-2 2-2 done1 | 3-3 done2 | done3");
     println!("매 단계마다 태스크들은 잠든 순서대로 깨어난다: 같은 마감 시각은 등록 순서대로.");
     if picture.wants_picture() {
         println!();
         let timeline = trace.to_timeline("E000-4: find_users_async(3), (2), (1) as tasks");
-        if let Err(error) = picture.show(&timeline) {
-            eprintln!("error: could not write the picture: {error}");
-            std::process::exit(1);
-        }
+        exit_if_picture_failed(picture.show(&timeline));
     }
 
     // E001-2: the same run, from each request's point of view.
@@ -269,16 +158,7 @@ fn main() {
         total.as_secs_f64(),
         log.units(total)
     );
-    let document = "1-1 2-1 3-1 | done1 2-2 3-2 | done2 3-3 | done3";
-    println!("순서: {}", log.steps());
-    println!(
-        "문서: {document}  ({})",
-        if log.steps() == document {
-            "같음"
-        } else {
-            "다름!"
-        }
-    );
+    log.order_beside("1-1 2-1 3-1 | done1 2-2 3-2 | done2 3-3 | done3");
     println!(
         "문서는 asyncio.wait에 코루틴을 그대로 넘겼고, 실행 순서는 보장되지 않는다고 경고한다."
     );

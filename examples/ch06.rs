@@ -15,125 +15,16 @@
 //! cargo run --example ch06 -- --unit-ms 100 --timeline
 //! ```
 
-use std::future::Future;
+mod common;
+
 use std::panic;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{Transcript, exit_if_picture_failed, run_traced, unit_from_args};
 use tiny_asyncio::timeline::PictureArgs;
-use tiny_asyncio::trace::Trace;
-use tiny_asyncio::{EventLoop, get_running_loop, run, sleep, spawn, yield_now};
+use tiny_asyncio::{get_running_loop, run, sleep, spawn, yield_now};
 
-/// Reads `--unit-ms N` (default: the documents' 1 s) from the arguments
-/// that are not about pictures.
-fn unit_from_args(args: Vec<String>) -> Result<Duration, String> {
-    let mut args = args.into_iter();
-    let mut unit = Duration::from_secs(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--unit-ms" => {
-                let value = args
-                    .next()
-                    .ok_or("--unit-ms needs a number of milliseconds")?;
-                let ms: u64 = value
-                    .parse()
-                    .map_err(|_| format!("--unit-ms: {value:?} is not a whole number of ms"))?;
-                unit = Duration::from_millis(ms);
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?} (try --unit-ms 100, --timeline, --svg FILE)"
-                ));
-            }
-        }
-    }
-    Ok(unit)
-}
-
-/// The lines of one run with the loop time of each, printed as they come.
-#[derive(Clone)]
-struct Transcript {
-    unit: Duration,
-    lines: Arc<Mutex<Vec<(String, Duration)>>>,
-}
-
-impl Transcript {
-    fn new(unit: Duration) -> Transcript {
-        Transcript {
-            unit,
-            lines: Arc::default(),
-        }
-    }
-
-    /// Prints `text` with the loop time, and remembers `short` for the
-    /// summary in the documents' notation.
-    fn say(&self, short: impl Into<String>, text: &str) {
-        let at = get_running_loop().time();
-        println!("[{:6.3} s] {text}", at.as_secs_f64());
-        self.lines.lock().unwrap().push((short.into(), at));
-    }
-
-    fn units(&self, at: Duration) -> f64 {
-        if self.unit.is_zero() {
-            0.0
-        } else {
-            at.as_secs_f64() / self.unit.as_secs_f64()
-        }
-    }
-
-    /// Lines of one unit step joined by spaces, steps separated by " | ".
-    fn steps(&self) -> String {
-        let mut out = String::new();
-        let mut last = None;
-        for (short, at) in self.lines.lock().unwrap().iter() {
-            let step = self.units(*at).round() as u64;
-            match last {
-                None => {}
-                Some(s) if s == step => out.push(' '),
-                Some(s) => {
-                    // A step in which nothing was printed still gets its bar.
-                    for _ in s + 1..step {
-                        out.push_str(" |");
-                    }
-                    out.push_str(" | ");
-                }
-            }
-            out.push_str(short);
-            last = Some(step);
-        }
-        out
-    }
-
-    /// Prints the total and the order, each beside the document's.
-    fn summary(&self, total: Duration, document_units: u32, document_steps: &str) {
-        println!(
-            "총 소요 시간: {:.3} s = {:.3} 단위 (문서: {document_units})",
-            total.as_secs_f64(),
-            self.units(total)
-        );
-        let steps = self.steps();
-        let same = if steps == document_steps {
-            "같음"
-        } else {
-            "다름!"
-        };
-        println!("순서: {steps}");
-        println!("문서: {document_steps}  ({same})");
-    }
-}
-
-/// `run(future)` (asyncio.run), with the loop's trace switched on if
-/// `traced`; gives the output and the trace (empty unless traced).
-fn run_traced<F: Future>(traced: bool, future: F) -> (F::Output, Trace) {
-    let event_loop = EventLoop::new();
-    if traced {
-        event_loop.enable_trace();
-    }
-    let output = event_loop.run_until_complete(future);
-    let trace = event_loop.take_trace();
-    event_loop.close();
-    (output, trace)
-}
+const USAGE: &str = "cargo run --example ch06 [-- --unit-ms N] [--timeline] [--svg FILE]";
 
 /// Names the running loop's task `id` in the picture (kept only while
 /// tracing).
@@ -167,13 +58,7 @@ async fn sum(name: &'static str, numbers: Vec<u64>, unit: Duration, log: Transcr
 
 fn main() {
     let (picture, args) = PictureArgs::from_env_split();
-    let unit = match unit_from_args(args) {
-        Ok(unit) => unit,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::exit(2);
-        }
-    };
+    let unit = unit_from_args(args, USAGE);
     println!("(시간 단위: {} ms)", unit.as_millis());
 
     // E003-2 (= E004-6) and E003-3.
@@ -222,10 +107,7 @@ fn main() {
             in_turn_trace.to_timeline("E004-5: awaited in turn"),
             as_tasks_trace.to_timeline("E004-6: as tasks"),
         ];
-        if let Err(error) = picture.show_panels(&panels) {
-            eprintln!("error: could not write the picture: {error}");
-            std::process::exit(1);
-        }
+        exit_if_picture_failed(picture.show_panels(&panels));
     }
 
     // E004-1 against E004-2.

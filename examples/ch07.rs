@@ -22,36 +22,18 @@
 //! cargo run --example ch07 -- --timeline    # and the picture
 //! cargo run --release --example ch07        # the measurement at full speed
 //! ```
-use std::future::Future;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{exit_if_picture_failed, run_traced, say, unit_from_args, units};
 use tiny_asyncio::ch07_gather::{PollCounter, naive_join_all};
 use tiny_asyncio::timeline::PictureArgs;
-use tiny_asyncio::trace::Trace;
 use tiny_asyncio::{
     EventLoop, ReturnWhen, as_completed, gather, get_running_loop, run, sleep, wait, yield_now,
 };
 
-/// Prints a line with the running loop's time, like the documents' runs.
-fn say(line: impl AsRef<str>) {
-    let at = get_running_loop().time();
-    println!("[{:7.3}s] {}", at.as_secs_f64(), line.as_ref());
-}
-
-/// `--unit-ms N`: the length of the documents' second (default 1000 ms),
-/// from the arguments that are not about pictures.
-fn unit_from_args(args: Vec<String>) -> Duration {
-    match args.as_slice() {
-        [] => Duration::from_secs(1),
-        [flag, value] if flag == "--unit-ms" => match value.parse::<u64>() {
-            Ok(ms) if ms > 0 => Duration::from_millis(ms),
-            _ => panic!("--unit-ms wants a positive whole number of milliseconds, got {value:?}"),
-        },
-        _ => panic!(
-            "usage: cargo run --example ch07 [-- --unit-ms N] [--timeline] [--svg FILE], got {args:?}"
-        ),
-    }
-}
+const USAGE: &str = "cargo run --example ch07 [-- --unit-ms N] [--timeline] [--svg FILE]";
 
 /// A Python-style list of strings: `['a', 'b']`, as the document prints it.
 fn py_list<S: AsRef<str>>(items: &[S]) -> String {
@@ -60,24 +42,6 @@ fn py_list<S: AsRef<str>>(items: &[S]) -> String {
         .map(|item| format!("'{}'", item.as_ref()))
         .collect();
     format!("[{}]", quoted.join(", "))
-}
-
-/// How many units a loop time is, for the totals.
-fn units(time: Duration, unit: Duration) -> f64 {
-    time.as_secs_f64() / unit.as_secs_f64()
-}
-
-/// `run(future)` (asyncio.run), with the loop's trace switched on if
-/// `traced`; gives the output and the trace (empty unless traced).
-fn run_traced<F: Future>(traced: bool, future: F) -> (F::Output, Trace) {
-    let event_loop = EventLoop::new();
-    if traced {
-        event_loop.enable_trace();
-    }
-    let output = event_loop.run_until_complete(future);
-    let trace = event_loop.take_trace();
-    event_loop.close();
-    (output, trace)
 }
 
 /// Seed 002's `fetch_data_async`: start, a 2-unit wait, done.
@@ -98,7 +62,7 @@ const URLS: [&str; 3] = ["google.com", "naver.com", "daum.net"];
 
 fn main() {
     let (picture, args) = PictureArgs::from_env_split();
-    let unit = unit_from_args(args);
+    let unit = unit_from_args(args, USAGE);
 
     println!("== E002-2: 비동기 데이터 조회, gather로 두 작업을 동시에 ==");
     run(async {
@@ -149,10 +113,7 @@ fn main() {
             gathered.to_timeline("E002-6: gather(fetch_url × 3)"),
             in_a_loop.to_timeline("E002-7: await in a loop"),
         ];
-        if let Err(error) = picture.show_panels(&panels) {
-            eprintln!("error: could not write the picture: {error}");
-            std::process::exit(1);
-        }
+        exit_if_picture_failed(picture.show_panels(&panels));
     }
 
     println!();

@@ -11,28 +11,14 @@
 //! cargo run --example ch08                  # the documents' durations
 //! cargo run --example ch08 -- --unit-ms 100 # ten times faster
 //! ```
+mod common;
+
 use std::time::Duration;
 
-use tiny_asyncio::{get_running_loop, run, sleep, spawn, timeout};
+use common::{say, unit_from_args};
+use tiny_asyncio::{run, sleep, spawn, timeout};
 
-/// Prints a line with the running loop's time.
-fn say(line: impl AsRef<str>) {
-    let at = get_running_loop().time();
-    println!("[{:7.3}s] {}", at.as_secs_f64(), line.as_ref());
-}
-
-/// `--unit-ms N`: the length of the documents' second (default 1000 ms).
-fn unit_from_args() -> Duration {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => Duration::from_secs(1),
-        [flag, value] if flag == "--unit-ms" => match value.parse::<u64>() {
-            Ok(ms) if ms > 0 => Duration::from_millis(ms),
-            _ => panic!("--unit-ms wants a positive whole number of milliseconds, got {value:?}"),
-        },
-        _ => panic!("usage: cargo run --example ch08 [-- --unit-ms N], got {args:?}"),
-    }
-}
+const USAGE: &str = "cargo run --example ch08 [-- --unit-ms N]";
 
 /// Prints when the job's future is dropped: finished, or cancelled.
 struct DropNotice {
@@ -56,7 +42,7 @@ async fn job(units: u32, unit: Duration) -> String {
 }
 
 fn main() {
-    let unit = unit_from_args();
+    let unit = unit_from_args(std::env::args().skip(1).collect(), USAGE);
 
     println!("== E004-3: wait_for(코루틴, timeout=3) → timeout(3 단위, 코루틴) ==");
     for units in [2, 5] {

@@ -13,37 +13,22 @@
 //!   loop, so a timer of 0.1 unit fires late; the same computation on
 //!   `run_in_executor` leaves the loop free, and the timer is on time.
 
+mod common;
+
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tiny_asyncio::ch09_pool::{DefaultPool, THREAD_NAME_PREFIX, default_pool_size};
+use common::{exit_if_picture_failed, run_traced, say, short_pool_names, unit_from_args, units};
+use tiny_asyncio::ch09_pool::{DefaultPool, default_pool_size};
 use tiny_asyncio::timeline::PictureArgs;
-use tiny_asyncio::{EventLoop, get_running_loop, run, run_in_executor, sleep, spawn};
+use tiny_asyncio::{get_running_loop, run, run_in_executor, sleep, spawn};
 
-/// Reads `--unit-ms N` (default: the documents' 1 s) from the arguments
-/// that are not about pictures.
-fn unit_from_args(args: Vec<String>) -> Duration {
-    match args.as_slice() {
-        [] => Duration::from_secs(1),
-        [flag, ms] if flag == "--unit-ms" => match ms.parse::<u64>() {
-            Ok(ms) if ms > 0 => Duration::from_millis(ms),
-            _ => panic!("--unit-ms wants a whole number of milliseconds above 0, got {ms:?}"),
-        },
-        _ => panic!(
-            "usage: cargo run --example ch09 [-- --unit-ms N] [--timeline] [--svg FILE]  (got {args:?})"
-        ),
-    }
-}
-
-/// Prints a line stamped with the running loop's time.
-fn say(line: &str) {
-    println!("[{:7.3}s] {line}", get_running_loop().time().as_secs_f64());
-}
+const USAGE: &str = "cargo run --example ch09 [-- --unit-ms N] [--timeline] [--svg FILE]";
 
 /// One of the document's two coroutines.
 async fn coroutine(n: u32, unit: Duration) {
-    say(&format!("코루틴 {n} 시작"));
-    say(&format!("코루틴 {n} 중단"));
+    say(format!("코루틴 {n} 시작"));
+    say(format!("코루틴 {n} 중단"));
     // `loop.run_in_executor(None, time.sleep, 5)`: the blocking sleep runs
     // on a pool thread; this task sleeps until the thread is done.
     let thread_name = run_in_executor(move || {
@@ -52,7 +37,7 @@ async fn coroutine(n: u32, unit: Duration) {
     })
     .await
     .expect("the blocking sleep does not panic");
-    say(&format!(
+    say(format!(
         "코루틴 {n} 재개    ({thread_name} 스레드에서 잤다)"
     ));
 }
@@ -92,7 +77,7 @@ async fn timer_beside_work(timer: Duration, work: Duration, on_pool: bool) -> Du
 
 fn main() {
     let (picture, args) = PictureArgs::from_env_split();
-    let unit = unit_from_args(args);
+    let unit = unit_from_args(args, USAGE);
 
     println!("== E003-4: run_in_executor, 기본 스레드 풀에서 time.sleep(5) 두 번 ==");
     println!(
@@ -101,12 +86,8 @@ fn main() {
         default_pool_size()
     );
     let begun = Instant::now();
-    // asyncio.run, by hand, so that the trace can be switched on first.
-    let event_loop = EventLoop::new();
-    if picture.wants_picture() {
-        event_loop.enable_trace();
-    }
-    event_loop.run_until_complete(async move {
+    // run_traced closes the loop, which joins the default pool's threads.
+    let ((), trace) = run_traced(picture.wants_picture(), async move {
         let first = spawn(coroutine(1, unit));
         let second = spawn(coroutine(2, unit));
         let tracer = get_running_loop().tracer();
@@ -120,27 +101,17 @@ fn main() {
             pool.pool().threads_alive()
         );
     });
-    let trace = event_loop.take_trace();
-    event_loop.close(); // joins the default pool's threads
     let total = begun.elapsed();
     println!(
         ">>> 총 소요 시간: {:.3} s = {:.3} 단위 (문서: 5 단위; 차례로 잤다면 10 단위)",
         total.as_secs_f64(),
-        total.as_secs_f64() / unit.as_secs_f64()
+        units(total, unit)
     );
     if picture.wants_picture() {
         println!();
         let mut timeline = trace.to_timeline("E003-4: run_in_executor(None, time.sleep, 5) × 2");
-        // Pool threads' rows, by a shorter name: pool-0, pool-1.
-        for row in &mut timeline.rows {
-            if let Some(index) = row.name.strip_prefix(THREAD_NAME_PREFIX) {
-                row.name = format!("pool-{index}");
-            }
-        }
-        if let Err(error) = picture.show(&timeline) {
-            eprintln!("error: could not write the picture: {error}");
-            std::process::exit(1);
-        }
+        short_pool_names(&mut timeline);
+        exit_if_picture_failed(picture.show(&timeline));
     }
 
     println!();

@@ -19,17 +19,19 @@
 //! when), side by side as the document does; `--svg FILE` writes the three
 //! panels as SVG.
 
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
-use tiny_asyncio::ch09_pool::THREAD_NAME_PREFIX;
+use common::{exit_if_picture_failed, pad, run_traced, short_pool_names, usage_error};
+use tiny_asyncio::ThreadPool;
 use tiny_asyncio::ch10_measure::{
     CrowdReport, E001_1_STEPS, Sleepers, Timeline, Way, Work, calibrate, concurrent, draw,
     parallel, sequential, sleeping_tasks, sleeping_threads,
 };
 use tiny_asyncio::timeline::PictureArgs;
 use tiny_asyncio::trace::Trace;
-use tiny_asyncio::{EventLoop, ThreadPool};
 
 /// The crowds of E004-7, in table order.
 const CROWDS: [(Sleepers, usize); 5] = [
@@ -52,7 +54,7 @@ struct Options {
 
 /// Reads the options from the arguments that are not about pictures.
 fn options(args: Vec<String>) -> Options {
-    let usage = "usage: cargo run --example ch10 [-- --unit-ms N] [--nap-ms N] \
+    let usage = "cargo run --example ch10 [-- --unit-ms N] [--nap-ms N] \
                  [--timeline] [--svg FILE] (internal: --crowd threads|tasks COUNT)";
     let mut options = Options {
         unit: Duration::from_millis(100),
@@ -62,7 +64,10 @@ fn options(args: Vec<String>) -> Options {
     let millis = |value: Option<&String>, flag: &str| -> Duration {
         match value.map(|v| v.parse::<u64>()) {
             Some(Ok(ms)) if ms > 0 => Duration::from_millis(ms),
-            _ => panic!("{flag} wants a whole number of milliseconds above 0; {usage}"),
+            _ => usage_error(
+                format!("{flag} wants a whole number of milliseconds above 0"),
+                usage,
+            ),
         }
     };
     let mut i = 0;
@@ -77,11 +82,14 @@ fn options(args: Vec<String>) -> Options {
                     (Some(Ok(sleepers)), Some(Ok(count))) if count > 0 => {
                         options.crowd = Some((sleepers, count));
                     }
-                    _ => panic!("--crowd wants `threads` or `tasks` and a count above 0; {usage}"),
+                    _ => usage_error(
+                        "--crowd wants `threads` or `tasks` and a count above 0",
+                        usage,
+                    ),
                 }
                 i += 1;
             }
-            other => panic!("unknown argument {other:?}; {usage}"),
+            other => usage_error(format!("unknown argument {other:?}"), usage),
         }
         i += 2;
     }
@@ -99,22 +107,6 @@ fn grouped(n: u64) -> String {
         out.push(digit);
     }
     out
-}
-
-/// `text` padded with spaces to `width` terminal columns (a Hangul
-/// syllable takes two).
-fn padded(text: &str, width: usize) -> String {
-    let columns: usize = text
-        .chars()
-        .map(|c| {
-            if ('\u{AC00}'..='\u{D7A3}').contains(&c) {
-                2
-            } else {
-                1
-            }
-        })
-        .sum();
-    format!("{text}{}", " ".repeat(width.saturating_sub(columns)))
 }
 
 fn machine() -> String {
@@ -139,20 +131,13 @@ fn machine() -> String {
 /// trace switched on if `traced`; gives the measured timeline and the trace
 /// (empty unless traced).
 fn one_way(way: Way, pool: &ThreadPool, work: Work, traced: bool) -> (Timeline, Trace) {
-    let event_loop = EventLoop::new();
-    if traced {
-        event_loop.enable_trace();
-    }
-    let timeline = event_loop.run_until_complete(async {
+    run_traced(traced, async {
         match way {
             Way::Sequential => sequential(&E001_1_STEPS, work).await,
             Way::Concurrent => concurrent(&E001_1_STEPS, work).await,
             Way::Parallel => parallel(pool, &E001_1_STEPS, work).await,
         }
-    });
-    let trace = event_loop.take_trace();
-    event_loop.close();
-    (timeline, trace)
+    })
 }
 
 /// The picture of one way's trace: the concurrent run's tasks 1, 2, 3 are
@@ -164,11 +149,7 @@ fn picture_of(way: Way, mut trace: Trace) -> tiny_asyncio::timeline::Timeline {
         }
     }
     let mut timeline = trace.to_timeline(way.label());
-    for row in &mut timeline.rows {
-        if let Some(index) = row.name.strip_prefix(THREAD_NAME_PREFIX) {
-            row.name = format!("pool-{index}");
-        }
-    }
+    short_pool_names(&mut timeline);
     timeline
 }
 
@@ -221,7 +202,7 @@ fn e001_1(unit: Duration, picture: &PictureArgs) {
     for (waits, computes) in waiting.iter().zip(&computing) {
         println!(
             "{} {:>10.2} units {:>10.2} units",
-            padded(waits.way.label(), 22),
+            pad(waits.way.label(), 22),
             units(waits, unit),
             units(computes, step)
         );
@@ -238,10 +219,7 @@ fn e001_1(unit: Duration, picture: &PictureArgs) {
             .zip(traces)
             .map(|(way, trace)| picture_of(way, trace))
             .collect();
-        if let Err(error) = picture.show_panels(&panels) {
-            eprintln!("error: could not write the picture: {error}");
-            std::process::exit(1);
-        }
+        exit_if_picture_failed(picture.show_panels(&panels));
         println!();
     }
 }

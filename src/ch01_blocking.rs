@@ -282,7 +282,7 @@ where
             }
             other => {
                 return Err(format!(
-                    "unknown argument `{other}`; the only option is `--unit-ms N` (default 1000)"
+                    "unknown argument `{other}`; expected `--unit-ms N` (default 1000)"
                 ));
             }
         }

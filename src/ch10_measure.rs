@@ -76,7 +76,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::ch04_timer::{self, sleep};
+use crate::ch04_timer::{self, Timer, sleep};
 use crate::ch05_event_loop::{run, yield_now};
 use crate::ch06_join::spawn;
 use crate::ch09_pool::ThreadPool;
@@ -585,23 +585,40 @@ pub fn calibrate(unit: Duration) -> u64 {
     ((unit.as_secs_f64() / per_round) as u64).max(1)
 }
 
-/// Runs one step of `work` on the loop.
-async fn step_on_loop(work: Work) {
+/// Runs step `step` of job `job` on the loop, and gives its span in
+/// `timer`'s time since `origin`.
+async fn step_on_loop(timer: &Timer, origin: Duration, job: usize, step: u32, work: Work) -> Span {
+    let start = timer.now() - origin;
     match work {
         Work::Wait(d) => sleep(d).await,
         Work::Compute(rounds) => {
             spin(rounds);
         }
     }
+    let end = timer.now() - origin;
+    Span {
+        job,
+        step,
+        start,
+        end,
+    }
 }
 
-/// Runs one step of `work` on the calling (pool) thread.
-fn step_blocking(work: Work) {
+/// Runs step `step` of job `job` on the calling (pool) thread, and gives
+/// its span in wall-clock time since `origin`.
+fn step_blocking(origin: Instant, job: usize, step: u32, work: Work) -> Span {
+    let start = origin.elapsed();
     match work {
         Work::Wait(d) => thread::sleep(d),
         Work::Compute(rounds) => {
             spin(rounds);
         }
+    }
+    Span {
+        job,
+        step,
+        start,
+        end: origin.elapsed(),
     }
 }
 
@@ -616,15 +633,7 @@ pub async fn sequential(steps: &[u32], work: Work) -> Timeline {
     let mut spans = Vec::new();
     for (job, &count) in steps.iter().enumerate() {
         for step in 1..=count {
-            let start = timer.now() - origin;
-            step_on_loop(work).await;
-            let end = timer.now() - origin;
-            spans.push(Span {
-                job,
-                step,
-                start,
-                end,
-            });
+            spans.push(step_on_loop(&timer, origin, job, step, work).await);
         }
     }
     Timeline {
@@ -655,15 +664,7 @@ pub async fn concurrent(steps: &[u32], work: Work) -> Timeline {
             spawn(async move {
                 let mut spans = Vec::new();
                 for step in 1..=count {
-                    let start = timer.now() - origin;
-                    step_on_loop(work).await;
-                    let end = timer.now() - origin;
-                    spans.push(Span {
-                        job,
-                        step,
-                        start,
-                        end,
-                    });
+                    spans.push(step_on_loop(&timer, origin, job, step, work).await);
                     if let Work::Compute(_) = work {
                         // Let the other tasks have a turn: asyncio.sleep(0).
                         yield_now().await;
@@ -701,16 +702,7 @@ pub async fn parallel(pool: &ThreadPool, steps: &[u32], work: Work) -> Timeline 
         .map(|(job, &count)| {
             pool.run_in_executor(move || {
                 (1..=count)
-                    .map(|step| {
-                        let start = origin.elapsed();
-                        step_blocking(work);
-                        Span {
-                            job,
-                            step,
-                            start,
-                            end: origin.elapsed(),
-                        }
-                    })
+                    .map(|step| step_blocking(origin, job, step, work))
                     .collect::<Vec<_>>()
             })
         })

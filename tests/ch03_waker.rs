@@ -6,14 +6,17 @@
 //! tests really sleep, with a unit of 20 ms instead of the documents' 1 s. A
 //! sleep is never shorter than asked, so lower bounds are exact; the upper
 //! bounds allow half a second of slack for a busy machine.
+mod common;
+
 use std::cell::RefCell;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::*;
 use proptest::prelude::*;
 use tiny_asyncio::block_on;
 use tiny_asyncio::ch03_waker::{
@@ -108,39 +111,9 @@ impl Log {
     }
 }
 
-/// Runs `body` on its own thread and fails the test if it has not finished
-/// within `limit`: a lost wake shows up as a hang, and this turns the hang
-/// into a clear failure instead of a stuck test run.
-fn within<T: Send + 'static>(
-    limit: Duration,
-    what: &str,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => value,
-        Err(_) => panic!("{what}: still not finished after {limit:?}; a wake was lost"),
-    }
-}
-
 /// Polls `fut` once with `waker`.
 fn poll_with<F: Future + ?Sized>(fut: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
     fut.poll(&mut Context::from_waker(waker))
-}
-
-/// Waits (polling every millisecond, up to `limit`) until `condition` holds.
-fn eventually(limit: Duration, condition: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-    condition()
 }
 
 // ---------------------------------------------------------------------------

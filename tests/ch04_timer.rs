@@ -7,15 +7,18 @@
 //! move the clock there, fire what is due, poll again. Time is exact: a
 //! document's three seconds take microseconds. A few tests use the real
 //! clock, with exact lower bounds and generous upper bounds.
+mod common;
+
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::*;
 use proptest::prelude::*;
 use tiny_asyncio::ch03_waker::{ArcWake, waker_from_arc};
 use tiny_asyncio::ch04_timer::{self, Clock, EnterGuard, TICK, Timer};
@@ -119,33 +122,6 @@ impl Lines {
 
 fn at(secs: u64, text: &str) -> (Duration, String) {
     (Duration::from_secs(secs), text.to_string())
-}
-
-/// Runs `body` on its own thread and fails if it takes longer than `limit`
-/// (a hang becomes a clear failure).
-fn within<T: Send + 'static>(
-    limit: Duration,
-    what: &str,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    rx.recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("{what}: not finished after {limit:?}"))
-}
-
-/// Waits (checking every millisecond, up to `limit`) until `condition` holds.
-fn eventually(limit: Duration, condition: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-    condition()
 }
 
 // ---------------------------------------------------------------------------

@@ -4,174 +4,25 @@
 //! cancellation, shutdown, misuse messages).
 //!
 //! Chapter 5 has no `JoinHandle` yet, so a test that must wait for its tasks
-//! uses a small `Countdown` written here: each task counts down when it is
-//! done, and the last one wakes the main future (asyncio's `asyncio.wait`).
+//! uses a small `Countdown` (in `tests/common`): each task counts down when
+//! it is done, and the last one wakes the main future (asyncio's
+//! `asyncio.wait`).
 
-use std::future::{Future, pending, poll_fn};
-use std::panic::{self, AssertUnwindSafe};
+mod common;
+
+use std::future::{pending, poll_fn};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tiny_asyncio::ch05_event_loop::{TaskRef, panic_message, spawn_detached};
+use common::*;
+use tiny_asyncio::ch05_event_loop::{TaskRef, spawn_detached};
 use tiny_asyncio::{
     EventLoop, NoRunningLoop, get_running_loop, run, sleep, sleep_until, try_running_loop,
     yield_now,
 };
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-/// Runs `f` and returns the message it panicked with.
-fn panic_text(f: impl FnOnce()) -> String {
-    let payload = panic::catch_unwind(AssertUnwindSafe(f)).expect_err("it should have panicked");
-    panic_message(&*payload)
-}
-
-/// Lines written by tasks, each with the loop time at which it was written.
-#[derive(Clone, Default)]
-struct Journal(Arc<Mutex<Vec<(String, Duration)>>>);
-
-impl Journal {
-    fn note(&self, line: impl Into<String>) {
-        let at = get_running_loop().time();
-        self.0.lock().unwrap().push((line.into(), at));
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(l, _)| l.clone())
-            .collect()
-    }
-
-    fn at(&self, line: &str) -> Duration {
-        let entries = self.0.lock().unwrap();
-        let found = entries.iter().find(|(l, _)| l == line);
-        found.unwrap_or_else(|| panic!("no line {line:?}")).1
-    }
-
-    /// The documents' notation: the lines written at one loop time joined by
-    /// spaces, one time step from the next by " | ".
-    fn steps(&self) -> String {
-        let entries = self.0.lock().unwrap();
-        let mut out = String::new();
-        let mut last: Option<Duration> = None;
-        for (line, at) in entries.iter() {
-            match last {
-                None => {}
-                Some(t) if t == *at => out.push(' '),
-                Some(_) => out.push_str(" | "),
-            }
-            out.push_str(line);
-            last = Some(*at);
-        }
-        out
-    }
-}
-
-/// Counts down as tasks finish; the last one wakes whoever waits.
-struct Countdown {
-    inner: Mutex<(usize, Option<Waker>)>,
-}
-
-impl Countdown {
-    fn new(n: usize) -> Arc<Countdown> {
-        Arc::new(Countdown {
-            inner: Mutex::new((n, None)),
-        })
-    }
-
-    fn count_down(&self) {
-        let waker = {
-            let mut inner = self.inner.lock().unwrap();
-            inner.0 -= 1;
-            if inner.0 == 0 { inner.1.take() } else { None }
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    fn wait(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
-        let this = self.clone();
-        poll_fn(move |cx| {
-            let mut inner = this.inner.lock().unwrap();
-            if inner.0 == 0 {
-                Poll::Ready(())
-            } else {
-                inner.1 = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-    }
-}
-
-/// A flag that one side opens and the other awaits (from any thread).
-struct Gate {
-    open: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
-
-impl Gate {
-    fn new() -> Arc<Gate> {
-        Arc::new(Gate {
-            open: AtomicBool::new(false),
-            waker: Mutex::new(None),
-        })
-    }
-
-    fn open(&self) {
-        self.open.store(true, SeqCst);
-        let waker = self.waker.lock().unwrap().take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    fn wait(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
-        let gate = self.clone();
-        poll_fn(move |cx| {
-            if gate.open.load(SeqCst) {
-                return Poll::Ready(());
-            }
-            *gate.waker.lock().unwrap() = Some(cx.waker().clone());
-            // Checked again after the waker is stored: an `open` in between
-            // either sees our waker or we see its flag.
-            if gate.open.load(SeqCst) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-    }
-}
-
-/// Counts the drops of the probes it hands out.
-#[derive(Clone, Default)]
-struct Tally(Arc<AtomicUsize>);
-
-struct Probe(Arc<AtomicUsize>);
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-
-impl Tally {
-    fn probe(&self) -> Probe {
-        Probe(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.load(SeqCst)
-    }
-}
 
 /// E000-4's look-up: one line per user, one second per user.
 async fn find_users(n: u32, journal: Journal, done: Arc<Countdown>) {
@@ -948,13 +799,11 @@ fn run_passes_a_panic_on_after_closing_the_loop() {
 #[test]
 fn block_on_inside_a_running_loop_is_refused_with_a_clear_message() {
     let event_loop = EventLoop::with_virtual_clock();
-    let message = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let message = panic_text(|| {
         event_loop.run_until_complete(async {
             tiny_asyncio::block_on(tiny_asyncio::sleep(Duration::from_secs(1)))
         })
-    }))
-    .map(|_| String::new())
-    .unwrap_or_else(|payload| tiny_asyncio::ch05_event_loop::panic_message(&*payload));
+    });
     assert!(
         message.contains("block_on: this thread is already running"),
         "{message}"
@@ -962,13 +811,11 @@ fn block_on_inside_a_running_loop_is_refused_with_a_clear_message() {
     // The loop is usable afterwards.
     assert_eq!(event_loop.run_until_complete(async { 7 }), 7);
 
-    let inner = std::panic::catch_unwind(|| {
+    let inner = panic_text(|| {
         tiny_asyncio::block_on(async {
             EventLoop::with_virtual_clock().run_until_complete(async {})
         })
-    })
-    .map(|_| String::new())
-    .unwrap_or_else(|payload| tiny_asyncio::ch05_event_loop::panic_message(&*payload));
+    });
     assert!(
         inner.contains("already running an executor (block_on)"),
         "{inner}"

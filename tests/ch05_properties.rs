@@ -7,80 +7,21 @@
 //! queued, no timer and no `KeepAwake`, the loop panics "event loop
 //! deadlock", and the property fails.
 
+mod common;
+
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::*;
 use proptest::prelude::*;
 use tiny_asyncio::ch03_waker::{ArcWake, waker_from_arc};
 use tiny_asyncio::ch05_event_loop::spawn_detached;
 use tiny_asyncio::{EventLoop, get_running_loop, sleep, sleep_until, yield_now};
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
-}
-
-/// Counts down as tasks finish; the last one wakes whoever waits.
-struct Countdown {
-    inner: Mutex<(usize, Option<Waker>)>,
-}
-
-impl Countdown {
-    fn new(n: usize) -> Arc<Countdown> {
-        Arc::new(Countdown {
-            inner: Mutex::new((n, None)),
-        })
-    }
-
-    fn count_down(&self) {
-        let waker = {
-            let mut inner = self.inner.lock().unwrap();
-            inner.0 -= 1;
-            if inner.0 == 0 { inner.1.take() } else { None }
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    fn wait(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
-        let this = self.clone();
-        poll_fn(move |cx| {
-            let mut inner = this.inner.lock().unwrap();
-            if inner.0 == 0 {
-                Poll::Ready(())
-            } else {
-                inner.1 = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-    }
-}
-
-/// A condition ("the gate is open") and the waker of whoever waits for it.
-#[derive(Default)]
-struct Gate {
-    open: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
-
-impl Gate {
-    /// Sets the condition first, then wakes: the order every waker must use.
-    fn open(&self) {
-        self.open.store(true, SeqCst);
-        let waker = self.waker.lock().unwrap().take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
 
 fn spin_for(d: Duration) {
     let start = Instant::now();
@@ -153,7 +94,7 @@ fn wait_for(gate: Arc<Gate>, spin: Duration, open_myself: bool) -> impl Future<O
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     /// No lost wake-up: whoever sets a task's condition and then wakes it
     /// (the main future, another task, another thread, or the task itself
@@ -226,7 +167,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// At most once in the queue: a task woken k times while it is queued
     /// (from the loop thread or from k other threads) is polled exactly
@@ -411,7 +352,7 @@ async fn run_steps(steps: Vec<Step>) {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Poll count ≤ wakes + 1: a task is polled once when spawned and at
     /// most once per wake after that, whoever wakes it (itself, its
@@ -505,7 +446,7 @@ fn spawn_numbered(
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// FIFO: tasks run their first poll in the order they were spawned,
     /// whoever spawned them (the main future or other tasks) and whatever

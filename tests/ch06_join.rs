@@ -5,94 +5,21 @@
 //! is idempotent and drops the task's future on the next pass; dropping a
 //! handle detaches the task; closing the loop drops every unfinished task.
 
+mod common;
+
 use std::future::{Future, pending, poll_fn};
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use tiny_asyncio::ch05_event_loop::panic_message;
+use common::*;
 use tiny_asyncio::ch06_join::{JoinSlot, spawn_on};
 use tiny_asyncio::{
     EventLoop, JoinError, JoinHandle, block_on, get_running_loop, sleep, spawn, yield_now,
 };
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-/// Runs `f` and returns the message it panicked with.
-fn panic_text(f: impl FnOnce()) -> String {
-    let payload = panic::catch_unwind(AssertUnwindSafe(f)).expect_err("it should have panicked");
-    panic_message(&*payload)
-}
-
-/// Lines written by tasks, each with the loop time at which it was written.
-#[derive(Clone, Default)]
-struct Journal(Arc<Mutex<Vec<(String, Duration)>>>);
-
-impl Journal {
-    fn note(&self, line: impl Into<String>) {
-        let at = get_running_loop().time();
-        self.0.lock().unwrap().push((line.into(), at));
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(l, _)| l.clone())
-            .collect()
-    }
-
-    fn at(&self, line: &str) -> Duration {
-        let entries = self.0.lock().unwrap();
-        let found = entries.iter().find(|(l, _)| l == line);
-        found.unwrap_or_else(|| panic!("no line {line:?}")).1
-    }
-
-    /// The documents' notation: lines of one loop time joined by spaces,
-    /// one time step from the next by " | ".
-    fn steps(&self) -> String {
-        let entries = self.0.lock().unwrap();
-        let mut out = String::new();
-        let mut last: Option<Duration> = None;
-        for (line, at) in entries.iter() {
-            match last {
-                None => {}
-                Some(t) if t == *at => out.push(' '),
-                Some(_) => out.push_str(" | "),
-            }
-            out.push_str(line);
-            last = Some(*at);
-        }
-        out
-    }
-}
-
-/// Counts the drops of the probes it hands out.
-#[derive(Clone, Default)]
-struct Tally(Arc<AtomicUsize>);
-
-struct Probe(Arc<AtomicUsize>);
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-
-impl Tally {
-    fn probe(&self) -> Probe {
-        Probe(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.load(SeqCst)
-    }
-}
 
 /// Seed 003/004's `say_after`: sleep, print, and (for E003-3) return the word.
 async fn say_after(delay: u64, what: &'static str, journal: Journal) -> &'static str {

@@ -2,34 +2,17 @@
 //! clock. Each test's name states its invariant; its doc says how the
 //! random programs are drawn.
 
+mod common;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
+use common::*;
 use proptest::prelude::*;
 use tiny_asyncio::ch05_event_loop::panic_message;
 use tiny_asyncio::{EventLoop, JoinError, block_on, get_running_loop, sleep, sleep_until, spawn};
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Counts the drops of a task's future.
-struct Probe(Arc<AtomicUsize>);
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
 
 /// What happens to a task. Tasks end at odd milliseconds and aborts come
 /// at even ones, so an abort is never at the same instant as an end.
@@ -96,7 +79,7 @@ fn outcome(result: Result<usize, JoinError>) -> Result<usize, String> {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Each JoinHandle resolves exactly once, to its task's fate: the value
     /// if it returned (also when an abort came too late), a panic error if
@@ -189,7 +172,7 @@ async fn program(sleeps_ms: Vec<u64>) -> Duration {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Sequential waits add up, concurrent waits take the longest: random
     /// programs (each a sequence of sleeps in ms). As tasks, each program

@@ -2,6 +2,8 @@
 //! in exact virtual time, and the contracts of `gather`, `gather!`,
 //! `try_gather`, `wait` and `as_completed`: input order, polls only for
 //! woken children, what is dropped when, what is handed back.
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::pin::pin;
@@ -11,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use common::*;
 use tiny_asyncio::ch03_waker::thread_sleep;
 use tiny_asyncio::ch07_gather::{PollCounter, naive_join_all};
 use tiny_asyncio::{
@@ -18,44 +21,15 @@ use tiny_asyncio::{
     try_gather, wait, yield_now,
 };
 
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-fn ms(m: u64) -> Duration {
-    Duration::from_millis(m)
-}
-
-/// What the examples print, with the loop time of each line.
-#[derive(Clone, Default)]
-struct Log(Rc<RefCell<Vec<(Duration, String)>>>);
-
-impl Log {
-    fn note(&self, line: impl Into<String>) {
-        let at = get_running_loop().time();
-        self.0.borrow_mut().push((at, line.into()));
-    }
-    fn lines(&self) -> Vec<String> {
-        self.0
-            .borrow()
-            .iter()
-            .map(|(_, line)| line.clone())
-            .collect()
-    }
-    fn timed(&self) -> Vec<(Duration, String)> {
-        self.0.borrow().clone()
-    }
-}
-
 /// Seed 002's `fetch_data_async`: start, a 2-second wait, done.
-async fn fetch_data_async(name: &str, log: Log) {
+async fn fetch_data_async(name: &str, log: Journal) {
     log.note(format!("start {name}"));
     sleep(secs(2)).await;
     log.note(format!("done {name}"));
 }
 
 /// Seed 002's `fetch_url`: "request sent", a 2-second wait, "<url> 데이터".
-async fn fetch_url(url: &str, log: Log) -> String {
+async fn fetch_url(url: &str, log: Journal) -> String {
     log.note(format!("{url} 요청 전송"));
     sleep(secs(2)).await;
     format!("{url} 데이터")
@@ -105,7 +79,7 @@ const URLS: [&str; 3] = ["google.com", "naver.com", "daum.net"];
 /// start2 done1 done2`, 2 s (chapter 1's blocking version: 4 s).
 #[test]
 fn e002_2_gather_starts_both_fetches_at_once_and_takes_two_seconds() {
-    let log = Log::default();
+    let log = Journal::default();
     let event_loop = EventLoop::with_virtual_clock();
     event_loop.run_until_complete(gather([
         fetch_data_async("작업1", log.clone()),
@@ -126,7 +100,7 @@ fn e002_2_gather_starts_both_fetches_at_once_and_takes_two_seconds() {
 /// E002-2 with `gather!`, as the document writes it (two arguments).
 #[test]
 fn e002_2_with_the_gather_macro_is_the_same_story() {
-    let log = Log::default();
+    let log = Journal::default();
     let event_loop = EventLoop::with_virtual_clock();
     let ((), ()) = event_loop.run_until_complete(async {
         tiny_asyncio::gather!(
@@ -146,7 +120,7 @@ fn e002_2_with_the_gather_macro_is_the_same_story() {
 /// at 0 s), then the results in input order, at 2 s.
 #[test]
 fn e002_6_gather_sends_every_request_first_and_keeps_input_order() {
-    let log = Log::default();
+    let log = Journal::default();
     let event_loop = EventLoop::with_virtual_clock();
     let results =
         event_loop.run_until_complete(gather(URLS.map(|url| fetch_url(url, log.clone()))));
@@ -169,7 +143,7 @@ fn e002_6_gather_sends_every_request_first_and_keeps_input_order() {
 /// when the previous one is answered, 6 s in all. Same lines, same results.
 #[test]
 fn e002_7_awaiting_in_a_loop_sends_each_request_after_the_previous_answer() {
-    let log = Log::default();
+    let log = Journal::default();
     let event_loop = EventLoop::with_virtual_clock();
     let results = event_loop.run_until_complete(async {
         let mut results = Vec::new();

@@ -1,6 +1,8 @@
 //! Chapter 7's invariants as property tests, on the virtual clock (exact
 //! times, no real waiting). Each test's name is the invariant; its doc
 //! says it in words. Children are "sleep `d` ms, then yield `k` times".
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,16 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use common::*;
 use proptest::prelude::*;
 use tiny_asyncio::ch07_gather::naive_join_all;
 use tiny_asyncio::{
     EventLoop, ReturnWhen, as_completed, gather, get_running_loop, sleep, try_gather, wait,
     yield_now,
 };
-
-fn ms(m: u64) -> Duration {
-    Duration::from_millis(m)
-}
 
 /// A child: sleeps `d` ms, yields `k` times, returns `index`.
 async fn child(index: usize, d: u64, k: u32) -> usize {

@@ -2,43 +2,23 @@
 //! and the choices `timeout` documents: the inner future is polled first,
 //! dropped before `Elapsed` is returned, the deadline is fixed at the call,
 //! zero and huge durations behave. Ends with the property test.
+mod common;
+
 use std::future::{Future, pending, poll_fn};
 use std::pin::{Pin, pin};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use common::*;
 use proptest::prelude::*;
 use tiny_asyncio::{
     Elapsed, EventLoop, get_running_loop, sleep, sleep_until, spawn, timeout, timeout_at, yield_now,
 };
 
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-fn ms(m: u64) -> Duration {
-    Duration::from_millis(m)
-}
-
-/// Lines with the loop time they were written at (`Send`, for tasks).
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<(Duration, String)>>>);
-
-impl Log {
-    fn note(&self, line: impl Into<String>) {
-        let at = get_running_loop().time();
-        self.0.lock().unwrap().push((at, line.into()));
-    }
-    fn timed(&self) -> Vec<(Duration, String)> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
 /// Notes "dropped <name>" when dropped: shows when a future is cancelled.
 struct NoteOnDrop {
     name: &'static str,
-    log: Log,
+    log: Journal,
 }
 
 impl Drop for NoteOnDrop {
@@ -48,7 +28,7 @@ impl Drop for NoteOnDrop {
 }
 
 /// Seed 004's coroutine under `wait_for`: a job that takes `duration`.
-async fn job(name: &'static str, duration: Duration, log: Log) -> String {
+async fn job(name: &'static str, duration: Duration, log: Journal) -> String {
     let _notice = NoteOnDrop {
         name,
         log: log.clone(),
@@ -67,7 +47,7 @@ fn line(at: Duration, text: &str) -> (Duration, String) {
 /// 2 s gives its result at 2 s.
 #[test]
 fn e004_3_a_job_that_finishes_within_three_seconds_gives_its_result() {
-    let log = Log::default();
+    let log = Journal::default();
     let event_loop = EventLoop::with_virtual_clock();
     let result = event_loop
         .run_until_complete(async { timeout(secs(3), job("quick", secs(2), log.clone())).await });
@@ -88,7 +68,7 @@ fn e004_3_a_job_that_finishes_within_three_seconds_gives_its_result() {
 /// timeout, and it never finishes.
 #[test]
 fn e004_3_a_longer_job_is_dropped_at_three_seconds_then_elapsed_is_returned() {
-    let log = Log::default();
+    let log = Journal::default();
     let event_loop = EventLoop::with_virtual_clock();
     let result = event_loop.run_until_complete(async {
         let result = timeout(secs(3), job("slow", secs(5), log.clone())).await;
@@ -158,7 +138,7 @@ fn a_future_ready_at_the_deadline_wins_even_if_its_timer_was_registered_last() {
 
 #[test]
 fn a_zero_timeout_on_a_pending_future_elapses_at_the_first_poll() {
-    let log = Log::default();
+    let log = Journal::default();
     let event_loop = EventLoop::with_virtual_clock();
     event_loop.run_until_complete(async {
         let mut timed = pin!(timeout(Duration::ZERO, job("never", secs(1), log.clone())));
@@ -256,7 +236,7 @@ fn elapsed_reads_like_asyncios_timeout_error() {
 /// detaches the task, which runs on. `abort()` is how to stop it too.
 #[test]
 fn a_timed_out_join_handle_detaches_the_task_and_abort_stops_it() {
-    let log = Log::default();
+    let log = Journal::default();
     let event_loop = EventLoop::with_virtual_clock();
     event_loop.run_until_complete(async {
         let task = spawn({
@@ -324,7 +304,7 @@ proptest! {
         x in 0u64..50,
         d in 0u64..50,
     ) {
-        let log = Log::default();
+        let log = Journal::default();
         let event_loop = EventLoop::with_virtual_clock();
         let result = event_loop.run_until_complete(async {
             timeout(ms(d), job("inner", ms(x), log.clone())).await

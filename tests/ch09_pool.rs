@@ -6,6 +6,8 @@
 //! move while a job ran. Concurrency is proved with counters and
 //! rendezvous, not with timings.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::*;
 use proptest::prelude::*;
 use tiny_asyncio::ch09_pool::{DefaultPool, THREAD_NAME_PREFIX, default_pool_size};
 use tiny_asyncio::{
@@ -34,19 +37,11 @@ fn current_tid() -> u64 {
     tid.parse().expect("a numeric thread id")
 }
 
-/// Whether thread `tid` of this process still exists. A joined thread may
+/// Whether thread `tid` of this process is gone. A joined thread may
 /// linger in `/proc` for an instant after `join` returns (the kernel reaps
 /// it just after waking the joiner), so wait up to 2 s for it to go.
 fn thread_gone(tid: u64) -> bool {
-    let path = format!("/proc/self/task/{tid}");
-    let give_up = Instant::now() + Duration::from_secs(2);
-    while Path::new(&path).exists() {
-        if Instant::now() > give_up {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-    true
+    eventually(Duration::from_secs(2), || thread_gone_now(tid))
 }
 
 /// E003-4: two coroutines, each `start`, `suspend`, then a blocking sleep
@@ -263,15 +258,6 @@ fn aborting_a_queued_job_means_it_never_runs() {
     assert_eq!(block_on(pool.run_in_executor(|| 7)).unwrap(), 7);
 }
 
-/// A result that counts its drops.
-#[derive(Debug)]
-struct Counted(Arc<AtomicUsize>);
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 /// Aborting a running job cannot stop the thread, but nobody has to wait
 /// for it: the handle gives "cancelled" at once (while the job is still
 /// blocked), then the job finishes and its result is dropped.
@@ -281,14 +267,14 @@ fn aborting_a_running_job_lets_it_finish_and_drops_its_result() {
     let (started_tx, started) = mpsc::channel::<()>();
     let (go, go_rx) = mpsc::channel::<()>();
     let finished = Arc::new(AtomicBool::new(false));
-    let drops = Arc::new(AtomicUsize::new(0));
+    let drops = Tally::default();
     let job = {
         let (finished, drops) = (finished.clone(), drops.clone());
         pool.run_in_executor(move || {
             started_tx.send(()).unwrap();
             go_rx.recv().unwrap();
             finished.store(true, Ordering::SeqCst);
-            Counted(drops)
+            drops.probe()
         })
     };
     started.recv().unwrap();
@@ -301,7 +287,7 @@ fn aborting_a_running_job_lets_it_finish_and_drops_its_result() {
     go.send(()).unwrap();
     drop(pool); // waits for the running job
     assert!(finished.load(Ordering::SeqCst), "the running job finished");
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "its result was dropped");
+    assert_eq!(drops.count(), 1, "its result was dropped");
 }
 
 /// Dropping a pool waits for the running jobs, resolves the queued ones

@@ -6,10 +6,13 @@
 //! max; a pool runs blocking jobs in parallel; a sleeping thread switches
 //! at least once; the `/proc` readers parse what Linux writes.
 
+mod common;
+
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use common::*;
 use proptest::prelude::*;
 use tiny_asyncio::ch10_measure::{
     CrowdReport, E001_1_STEPS, ProcStatus, Sleepers, Span, Timeline, Way, Work, calibrate,
@@ -19,10 +22,6 @@ use tiny_asyncio::ch10_measure::{
 use tiny_asyncio::{EventLoop, ThreadPool, block_on, run};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// The `(start, end)` of each step of `job`, in whole seconds.
 fn steps_of(timeline: &Timeline, job: usize) -> Vec<(u64, u64)> {

@@ -16,18 +16,17 @@
 //!
 //! That tracing switched off allocates nothing is proved in its own test
 //! binary, `tests/pictures_alloc.rs` (it needs a counting global allocator).
+mod common;
+
 use std::future::Future;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use common::*;
 use tiny_asyncio::ch09_pool::THREAD_NAME_PREFIX;
 use tiny_asyncio::timeline::{Mark, PictureArgs, check_well_formed, render_panels_text};
 use tiny_asyncio::trace::{Event, MAIN, Record, Trace, WakeSource};
 use tiny_asyncio::{EventLoop, gather, get_running_loop, run_in_executor, sleep, spawn, yield_now};
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// Runs `future` on a fresh virtual-clock loop with tracing on, closes the
 /// loop, and gives the output and the whole trace (the `Closed` records of
