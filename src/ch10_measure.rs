@@ -208,7 +208,12 @@ pub fn switches_of_live_threads() -> io::Result<u64> {
     for entry in fs::read_dir("/proc/self/task")? {
         match ProcStatus::read(entry?.path().join("status")) {
             Ok(status) => total += status.switches(),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            // A thread exiting under our feet: its file is gone (NotFound),
+            // its process entry answers ESRCH, or we read half of it.
+            Err(error)
+                if error.kind() == io::ErrorKind::NotFound
+                    || error.kind() == io::ErrorKind::InvalidData
+                    || error.raw_os_error() == Some(3) => {}
             Err(error) => return Err(error),
         }
     }
