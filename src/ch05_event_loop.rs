@@ -55,7 +55,22 @@
 //! loop catches the panic (so every other task runs on) and stores the
 //! payload. When it is dropped unfinished (cancelled, or the loop closes),
 //! the loop stores [`TaskFailure::Cancelled`]. Since a task's future is
-//! dropped exactly once, exactly one outcome is ever stored.
+//! dropped exactly once, exactly one outcome is ever stored. (The plan of
+//! the book gave this to chapter 6; keeping it in the task saves a second
+//! allocation and a wrapper future per task, and makes "every handle
+//! resolves exactly once" true by construction. Chapter 6 keeps the part
+//! people hold: `JoinHandle`, `JoinError`, abort, detach.)
+//!
+//! ## Seams and speed-ups, skippable on a first reading
+//!
+//! * **Two halves of the run queue.** Wakes on the loop's own thread go to a
+//!   thread-local queue with no lock; wakes from other threads take the
+//!   shared queue's lock. Only a speed-up: reading the loop as if there were
+//!   one FIFO queue is right (see `Shared` for how FIFO is kept).
+//! * **The trace hooks** (`Shared::trace`) report to the appendix module
+//!   [`trace`] when it is switched on, for the pictures.
+//! * **[`KeepAwake`] and [`Handle::resource`]** exist for chapter 9: outside
+//!   work that holds the virtual clock still, and a loop's own thread pool.
 //!
 //! **What the next chapter needs from this one.** [`Handle::spawn_task`]
 //! and its [`TaskRef`]: cancel the task ([`TaskRef::cancel`]: its future is
