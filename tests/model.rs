@@ -63,7 +63,7 @@ use std::panic;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
@@ -78,6 +78,9 @@ use tiny_asyncio::{
     EventLoop, JoinError, JoinHandle, block_on, gather, get_running_loop, run_in_executor, sleep,
     sleep_until, spawn, timeout, try_running_loop, yield_now,
 };
+
+mod common;
+use common::{lock, ms, quiet_planned_panics};
 
 // ---------------------------------------------------------------- settings
 
@@ -105,34 +108,6 @@ fn config(cases: u32) -> ProptestConfig {
         max_global_rejects: cases.saturating_mul(20).max(1024),
         ..ProptestConfig::default()
     }
-}
-
-/// Planned panics ("planned: ...") are the test's own; keep them off the
-/// terminal. Every other panic is printed as usual.
-fn quiet_planned_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            if !message.starts_with("planned:") {
-                default(info);
-            }
-        }));
-    });
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 // ---------------------------------------------------------------- programs

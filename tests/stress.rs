@@ -24,7 +24,7 @@ use std::future::{Future, pending, poll_fn};
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, Once, RwLock, Weak, mpsc};
+use std::sync::{Arc, Mutex, RwLock, Weak, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -35,6 +35,9 @@ use tiny_asyncio::{
     EventLoop, JoinError, JoinHandle, block_on, gather, get_running_loop, run, run_in_executor,
     sleep, spawn, timeout, try_running_loop, yield_now,
 };
+
+mod common;
+use common::{lock, ms, quiet_planned_panics};
 
 // ---------------------------------------------------------------- harness
 
@@ -106,34 +109,6 @@ fn with_watchdog<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + '
              or a dead timer thread?)"
         ),
     }
-}
-
-/// Planned panics ("planned: ...") are the test's own; keep them off the
-/// terminal. Every other panic is printed as usual.
-fn quiet_planned_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            if !message.starts_with("planned:") {
-                default(info);
-            }
-        }));
-    });
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 /// Counts drops of the futures that hold one of its probes.

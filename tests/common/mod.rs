@@ -23,6 +23,31 @@ pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
+/// Locks a mutex, shrugging off poison (a planned panic may poison it).
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// Planned panics ("planned: ...") are the test's own; keep them off the
+/// terminal. Every other panic is printed as usual.
+pub fn quiet_planned_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if !message.starts_with("planned:") {
+                default(info);
+            }
+        }));
+    });
+}
+
 pub fn ms(m: u64) -> Duration {
     Duration::from_millis(m)
 }
