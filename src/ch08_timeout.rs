@@ -184,6 +184,9 @@ impl<F: Future> Future for Timeout<F> {
         let Some(future) = this.future.as_mut() else {
             panic!("Timeout polled after it returned: a finished future must not be polled again");
         };
+        // A timeout made outside any loop counts from now, its first poll,
+        // not from after the inner future's first poll.
+        this.sleep.bind();
         let deadline = this.sleep.deadline();
         let after = *this
             .after

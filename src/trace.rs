@@ -104,8 +104,8 @@ pub enum Event {
 pub struct Record {
     /// Loop time of the event.
     pub at: Duration,
-    /// The task's number (0: the main future; for job events, the task
-    /// that submitted the job, or 0).
+    /// The task's number (0: the main future; always 0 for job events,
+    /// since a pool job does not know which task submitted it).
     pub task: u64,
     /// What happened.
     pub event: Event,
@@ -169,7 +169,8 @@ impl Recorder {
         }
     }
 
-    /// Everything recorded so far, and the names; the recorder starts over.
+    /// Everything recorded so far, and the names given so far; the records
+    /// start over (the names stay, for the tasks still alive).
     pub fn take(&self) -> Trace {
         let records = std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()));
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner()).clone();

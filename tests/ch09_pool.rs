@@ -92,8 +92,10 @@ fn e003_4_two_blocking_sleeps_overlap_on_the_default_pool() {
         "the two blocking sleeps should have run at the same time"
     );
     assert!(total >= D, "a sleep is never shorter: {total:?}");
+    // The overlap above is the proof of "5 s, not 10"; this bound only
+    // catches a run that went badly wrong (generous for a loaded machine).
     assert!(
-        total < 2 * D,
+        total < 10 * D,
         "5 s, not 10: took {total:?} for two {D:?} sleeps"
     );
 }
@@ -485,13 +487,13 @@ fn compute_for(d: Duration) -> u64 {
 }
 
 /// EX-1: a task that computes without awaiting holds the whole loop: a
-/// 20 ms timer cannot fire until the 300 ms computation is over. Moved to
+/// 20 ms timer cannot fire until the 500 ms computation is over. Moved to
 /// `run_in_executor`, the same computation leaves the loop free, and the
 /// timer fires long before the computation ends.
 #[test]
 fn ex_1_computing_in_a_task_holds_the_loop_and_the_pool_frees_it() {
     const TIMER: Duration = Duration::from_millis(20);
-    const WORK: Duration = Duration::from_millis(300);
+    const WORK: Duration = Duration::from_millis(500);
     for on_pool in [false, true] {
         let fired_at = run(async move {
             let timer = spawn(async {

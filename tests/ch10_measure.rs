@@ -76,7 +76,9 @@ fn e001_1_concurrent_waits_take_the_max() {
 /// at the same time); every two jobs' steps overlap in time.
 #[test]
 fn e001_1_parallel_runs_n_blocking_jobs_of_d_in_less_than_n_d() {
-    const D: Duration = Duration::from_millis(100);
+    // Long enough that three lazily started workers surely overlap, even on
+    // a loaded two-core machine.
+    const D: Duration = Duration::from_millis(400);
     let pool = ThreadPool::new(3);
     let timeline = block_on(parallel(&pool, &[1, 1, 1], Work::Wait(D)));
     assert_eq!(timeline.way, Way::Parallel);

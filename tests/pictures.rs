@@ -383,7 +383,9 @@ fn two_blocking_jobs(event_loop: EventLoop) -> Trace {
                 spawn(async move {
                     run_in_executor(move || {
                         both.wait();
-                        std::thread::sleep(Duration::from_millis(5));
+                        // Long enough that both tasks are surely waiting
+                        // (not still in their first poll) when the jobs end.
+                        std::thread::sleep(Duration::from_millis(100));
                         n
                     })
                     .await

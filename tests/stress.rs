@@ -533,13 +533,15 @@ fn pool_jobs_by_the_thousand_resolve_once_and_the_pool_closes_with_its_loop() {
             for task in tasks {
                 outputs.push(task.await.expect("a task"));
             }
-            // More jobs than threads, still queued when the loop closes.
+            // More jobs than threads, still queued when the loop closes
+            // (40 jobs of 20 ms on at most 6 workers take over 100 ms to
+            // drain; the loop closes microseconds after they are queued).
             let late: Vec<JoinHandle<usize>> = (0..40)
                 .map(|n| {
                     let probe = j.probe();
                     run_in_executor(move || {
                         let _probe = probe;
-                        thread::sleep(ms(1));
+                        thread::sleep(ms(20));
                         n
                     })
                 })

@@ -579,8 +579,10 @@ impl Sleep {
     }
 
     /// Picks the timer (and, for `sleep(d)`, the deadline) of a sleep made
-    /// outside any timer: the one current where it is first polled.
-    fn bind(&mut self) {
+    /// outside any timer: the one current here. The first poll does this by
+    /// itself; a future that wraps a sleep calls it to fix the deadline
+    /// before doing anything else (chapter 8's `timeout`). A no-op once bound.
+    pub fn bind(&mut self) {
         let timer = self.timer.get_or_insert_with(current_timer);
         if std::mem::take(&mut self.relative_until_bound) {
             self.deadline = timer.now().saturating_add(self.deadline);
