@@ -144,7 +144,8 @@ fn at_most_n_jobs_run_at_once_and_n_do() {
 }
 
 /// Threads start lazily: none before the first job, one for a single job,
-/// never more than the pool's size.
+/// one more for each job that finds every worker busy, never more than the
+/// pool's size.
 #[test]
 fn threads_start_lazily_and_never_exceed_the_size() {
     let pool = ThreadPool::new(4);
@@ -153,6 +154,28 @@ fn threads_start_lazily_and_never_exceed_the_size() {
     let name = block_on(pool.run_in_executor(|| thread::current().name().map(str::to_owned)));
     assert_eq!(pool.threads_alive(), 1);
     assert_eq!(name.unwrap().as_deref(), Some("tiny-asyncio-pool-0"));
+    // Two jobs held running at once: exactly two workers, not four.
+    let (release, held) = mpsc::channel::<()>();
+    let held = Arc::new(Mutex::new(held));
+    let (started, running) = mpsc::channel::<()>();
+    let blockers: Vec<_> = (0..2)
+        .map(|_| {
+            let (held, started) = (held.clone(), started.clone());
+            pool.run_in_executor(move || {
+                started.send(()).unwrap();
+                let _ = held.lock().unwrap().recv();
+            })
+        })
+        .collect();
+    running.recv().unwrap();
+    running.recv().unwrap();
+    assert_eq!(pool.threads_alive(), 2);
+    for _ in &blockers {
+        release.send(()).unwrap();
+    }
+    for blocker in blockers {
+        block_on(blocker).unwrap();
+    }
     let handles: Vec<_> = (0..20)
         .map(|i| pool.run_in_executor(move || thread::sleep(Duration::from_millis(i % 3))))
         .collect();
