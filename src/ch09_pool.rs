@@ -310,7 +310,19 @@ impl ThreadPool {
             Ok(thread) => threads.push(thread),
             Err(error) => {
                 self.shared.alive.fetch_sub(1, Ordering::AcqRel);
-                lock(&self.shared.state).started -= 1;
+                let stranded = {
+                    let mut state = lock(&self.shared.state);
+                    state.started -= 1;
+                    // With no worker at all, nobody would ever run what is
+                    // queued: drop it, so every handle resolves "cancelled"
+                    // (and lets go of its loop's KeepAwake) before we panic.
+                    if state.started == 0 {
+                        std::mem::take(&mut state.queue)
+                    } else {
+                        VecDeque::new()
+                    }
+                };
+                drop(stranded);
                 panic!("ThreadPool: the OS refused to start a worker thread: {error}");
             }
         }
