@@ -144,8 +144,8 @@ fn at_most_n_jobs_run_at_once_and_n_do() {
 }
 
 /// Threads start lazily: none before the first job, one for a single job,
-/// one more for each job that finds every worker busy, never more than the
-/// pool's size.
+/// one more for a job that finds no worker idle, never more than the pool's
+/// size.
 #[test]
 fn threads_start_lazily_and_never_exceed_the_size() {
     let pool = ThreadPool::new(4);
@@ -154,7 +154,10 @@ fn threads_start_lazily_and_never_exceed_the_size() {
     let name = block_on(pool.run_in_executor(|| thread::current().name().map(str::to_owned)));
     assert_eq!(pool.threads_alive(), 1);
     assert_eq!(name.unwrap().as_deref(), Some("tiny-asyncio-pool-0"));
-    // Two jobs held running at once: exactly two workers, not four.
+    // Two jobs held running at once: two workers, or three (the first
+    // worker may not be back among the idle ones yet when they are
+    // submitted, and a job that finds no idle worker starts one), but never
+    // all four, as an eager pool would.
     let (release, held) = mpsc::channel::<()>();
     let held = Arc::new(Mutex::new(held));
     let (started, running) = mpsc::channel::<()>();
@@ -169,7 +172,8 @@ fn threads_start_lazily_and_never_exceed_the_size() {
         .collect();
     running.recv().unwrap();
     running.recv().unwrap();
-    assert_eq!(pool.threads_alive(), 2);
+    let alive = pool.threads_alive();
+    assert!((2..=3).contains(&alive), "{alive} workers for two jobs");
     for _ in &blockers {
         release.send(()).unwrap();
     }
