@@ -282,6 +282,16 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// A handle for a task on the loop, whoever built it: chapter 13's
+    /// one-allocation task hands its [`TaskRef`] here, as [`spawn_on`] does
+    /// chapter 5's.
+    pub fn from_task(task: TaskRef<T>) -> Self {
+        JoinHandle {
+            id: task.id(),
+            source: Source::Task(task),
+        }
+    }
+
     /// Cancels the task: asyncio's `task.cancel()`, tokio's `abort()`. On
     /// the loop's next pass its future is dropped (with whatever it awaits),
     /// and the handle gives `JoinError` "cancelled". Idempotent; a task that

@@ -31,7 +31,7 @@ use super::task::Runnable;
 /// Each pass of the loop takes both. The split is only a speed-up: most
 /// wakes happen on the loop thread, and a lock per wake was the biggest
 /// single cost of a wake.
-pub(super) struct Shared {
+pub(crate) struct Shared {
     pub(super) queue: Mutex<RemoteQueue>,
     /// Whether `queue` may hold turns: lets a pass skip the lock when
     /// no other thread woke anything. Written under the lock.
@@ -61,7 +61,7 @@ pub(super) struct RemoteQueue {
 }
 
 /// One turn in the run queue: a task, or the main future.
-pub(super) enum Turn {
+pub(crate) enum Turn {
     Main,
     Task(Arc<dyn Runnable>),
 }
@@ -69,7 +69,7 @@ pub(super) enum Turn {
 impl Shared {
     /// Puts a turn at the back of the queue and rouses the loop thread if
     /// it sleeps. Never blocks for long, never polls: safe from any thread.
-    pub(super) fn push(&self, turn: Turn) {
+    pub(crate) fn push(&self, turn: Turn) {
         // On the loop's own thread, while it runs: no lock, no wake-up.
         let Err(turn) = LOCAL_QUEUE.with(|local| local.try_push(self, turn)) else {
             return;

@@ -27,7 +27,7 @@ use super::seams::{Runner, RunningAs, wake_source};
 use super::state::{CANCELLED, COMPLETE, OUTCOME, RUNNING, SCHEDULED};
 
 /// A spawned future as the loop sees it, with its type erased.
-pub(super) trait Runnable: Send + Sync {
+pub(crate) trait Runnable: Send + Sync {
     /// Polls the task once (or drops it if cancelled).
     fn run(self: Arc<Self>, core: &LoopCore);
     /// Drops the future if it is still there (the loop is closing).
@@ -37,18 +37,18 @@ pub(super) trait Runnable: Send + Sync {
 
 /// A task as whoever waits for its output sees it: the output type is
 /// known, the future's type is erased.
-pub(super) trait Joinable<T>: Runnable {
+pub(crate) trait Joinable<T>: Runnable {
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskFailure>>;
 }
 
 /// The part of a task that does not depend on its future's type.
-pub(super) struct Header {
-    pub(super) state: AtomicU8,
+pub(crate) struct Header {
+    pub(crate) state: AtomicU8,
     /// Where this task sits in the loop's list of live tasks.
-    pub(super) slot: usize,
+    pub(crate) slot: usize,
     /// A number for humans (printing, ordering): 1, 2, 3 … in spawn order.
-    pub(super) id: u64,
-    pub(super) shared: Arc<Shared>,
+    pub(crate) id: u64,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// Why a task has no output: it was cancelled (or its loop closed), or it
@@ -313,7 +313,7 @@ where
 }
 
 /// Writes a panic's message to stderr: the loop reports it and carries on.
-pub(super) fn report_panic(what: &str, payload: &(dyn std::any::Any + Send)) {
+pub(crate) fn report_panic(what: &str, payload: &(dyn std::any::Any + Send)) {
     eprintln!("tiny-asyncio: {what}: {}", panic_message(payload));
 }
 
