@@ -84,7 +84,7 @@ use crate::ch03_waker::{ArcWake, waker_ref};
 use crate::ch05_event_loop::state::{CANCELLED, COMPLETE, OUTCOME, RUNNING, SCHEDULED};
 use crate::ch05_event_loop::{
     Handle, Header, Joinable, LoopCore, Runnable, Runner, RunningAs, TaskFailure, TaskRef, Turn,
-    expect_running_loop, on_loop_thread_of, report_panic, wake_source,
+    catch_reporting, expect_running_loop, on_loop_thread_of, wake_source,
 };
 use crate::ch06_join::JoinHandle;
 use crate::trace::Event;
@@ -99,6 +99,12 @@ pub const JOIN_WAKER: u8 = 1 << 5;
 /// which `JoinHandle` (polled through `&mut`) makes impossible, and which
 /// is refused with a panic rather than trusted.
 pub const JOINING: u8 = 1 << 6;
+/// The last handle is gone: nobody will ever take the outcome. *Rule:* set
+/// once, by the last [`TaskRef`] as it drops. Whichever of "set DETACHED"
+/// and "set OUTCOME" comes second (the atomic word orders them) drops the
+/// outcome: the loop, on its own thread, if the handle went first (a
+/// detached task, chapter 5's rule); the handle, as it drops, otherwise.
+pub const DETACHED: u8 = 1 << 7;
 
 /// A task in one allocation: chapter 5's header, then the stage and the
 /// awaiter's waker, each in an `UnsafeCell` (the state word says who may
@@ -143,19 +149,6 @@ where
 {
 }
 
-/// Drops `value` (a user's value: a future's output, a waker, a panic's
-/// payload), reporting a panic in its `Drop` instead of letting it
-/// unwind into the loop. A payload that panics again when dropped is
-/// leaked: there is nobody left to tell.
-fn drop_caught<T>(what: &str, value: T) {
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(value))) {
-        report_panic(what, &*payload);
-        if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-            std::mem::forget(again);
-        }
-    }
-}
-
 impl<F> RawTask<F>
 where
     F: Future + Send + 'static,
@@ -175,7 +168,7 @@ where
     /// does, but keeping this chapter's two awaiter bits, which belong to
     /// the awaiter.
     fn mark_complete(&self) {
-        let keep = JOIN_WAKER | JOINING | OUTCOME;
+        let keep = JOIN_WAKER | JOINING | OUTCOME | DETACHED;
         let _ = self
             .header
             .state
@@ -194,7 +187,9 @@ where
         // keeps every poll away; no OUTCOME yet means no awaiter has been
         // told it may look. Ended already: there is exactly one outcome.
         if self.header.state.load(Ordering::Acquire) & OUTCOME != 0 {
-            drop_caught("a task's outcome panicked while being dropped", outcome);
+            catch_reporting("a task's outcome panicked while being dropped", || {
+                drop(outcome)
+            });
             return;
         }
         let stage = self.stage.get();
@@ -202,7 +197,9 @@ where
         // promise 2 nobody else reads or writes the stage now; reading its
         // variant through the raw pointer is a plain, unshared read.
         if !matches!(unsafe { &*stage }, Stage::Future(_)) {
-            drop_caught("a task's outcome panicked while being dropped", outcome);
+            catch_reporting("a task's outcome panicked while being dropped", || {
+                drop(outcome)
+            });
             return;
         }
 
@@ -213,12 +210,9 @@ where
         // `Stage::Future`, dropped exactly once here, and step 3 writes a
         // new value over it without reading (so without dropping) the old
         // one. If the drop panics, the value still counts as dropped.
-        let dropped =
-            panic::catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(stage) }));
-        if let Err(payload) = dropped {
-            report_panic("a task's future panicked while being dropped", &*payload);
-            drop_caught("a panic payload panicked while being dropped", payload);
-        }
+        catch_reporting("a task's future panicked while being dropped", || unsafe {
+            ptr::drop_in_place(stage)
+        });
 
         // Step 3: the outcome goes where the future was.
         // SAFETY: the stage's old value was dropped in step 2, so `write`
@@ -229,6 +223,17 @@ where
         // `Acquire`) sees the outcome written above; and we see the waker it
         // wrote before it set JOIN_WAKER.
         let before = self.header.state.fetch_or(OUTCOME, Ordering::AcqRel);
+        if before & DETACHED != 0 {
+            // Nobody can take it (the last handle went before OUTCOME was
+            // set, so it left the outcome to us): drop it here, on the loop.
+            // SAFETY: with no handle left, no awaiter can ever reach the
+            // stage again; it is still the loop thread's alone.
+            let outcome = unsafe { std::mem::replace(&mut *stage, Stage::Taken) };
+            catch_reporting(
+                "a detached task's output panicked while being dropped",
+                || drop(outcome),
+            );
+        }
         if before & JOIN_WAKER != 0 {
             // SAFETY: JOIN_WAKER was set when OUTCOME went in, so by
             // promise 3 the slot is the loop's, for good: the awaiter can
@@ -236,10 +241,7 @@ where
             let joiner = unsafe { (*self.joiner.get()).take() };
             if let Some(joiner) = joiner {
                 // The awaiter's waker is anyone's code, and may panic.
-                if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| joiner.wake())) {
-                    report_panic("the waker of a task's awaiter panicked", &*payload);
-                    drop_caught("a panic payload panicked while being dropped", payload);
-                }
+                catch_reporting("the waker of a task's awaiter panicked", || joiner.wake());
             }
         }
     }
@@ -396,6 +398,27 @@ where
         self.end(Err(TaskFailure::Cancelled));
     }
 
+    #[allow(unsafe_code)]
+    fn drop_unclaimed_outcome(&self) {
+        // The last handle is going (on whatever thread it was dropped).
+        let before = self.header.state.fetch_or(DETACHED, Ordering::AcqRel);
+        if before & OUTCOME == 0 {
+            // Not ended: the loop will see DETACHED when it sets OUTCOME.
+            return;
+        }
+        // SAFETY: OUTCOME was set before DETACHED, so the loop has left the
+        // stage (and the outcome) to the handles, and this is the last one:
+        // nobody else can reach the stage now.
+        let stage = unsafe { &mut *self.stage.get() };
+        if let Stage::Finished(_) = stage {
+            let outcome = std::mem::replace(stage, Stage::Taken);
+            catch_reporting(
+                "a detached task's output panicked while being dropped",
+                || drop(outcome),
+            );
+        }
+    }
+
     fn header(&self) -> &Header {
         &self.header
     }
@@ -452,9 +475,9 @@ where
             Some(old) if old.will_wake(cx.waker()) => None,
             _ => std::mem::replace(slot, Some(cx.waker().clone())),
         };
-        drop_caught(
+        catch_reporting(
             "the stale waker of a task's awaiter panicked while being dropped",
-            stale,
+            || drop(stale),
         );
 
         // Step 4: hand the slot to the loop, unless it ended meanwhile.
@@ -465,9 +488,9 @@ where
         // SAFETY: the compare-and-swap failed, so JOIN_WAKER is still clear
         // and the slot still ours (promise 3).
         let unused = unsafe { (*self.joiner.get()).take() };
-        drop_caught(
+        catch_reporting(
             "the waker of a task's awaiter panicked while being dropped",
-            unused,
+            || drop(unused),
         );
         self.take_outcome()
     }
@@ -485,26 +508,25 @@ impl<F: Future> Drop for RawTask<F> {
         // place, never moved.
         if let Stage::Finished(_) = stage {
             let outcome = std::mem::replace(stage, Stage::Taken);
-            drop_caught("a task's output panicked while being dropped", outcome);
+            catch_reporting("a task's output panicked while being dropped", || {
+                drop(outcome)
+            });
         } else if let Stage::Future(_) = stage {
             let stage: *mut Stage<F> = stage;
             // SAFETY: `&mut self`: nobody else can reach this task. The
             // future is dropped in place exactly once, and `write` puts a
             // value with no destructor over it without dropping it again,
             // so the field's own drop afterwards does nothing.
-            let dropped =
-                panic::catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(stage) }));
+            catch_reporting("a task's future panicked while being dropped", || unsafe {
+                ptr::drop_in_place(stage)
+            });
             // SAFETY: as above; the old value counts as dropped either way.
             unsafe { ptr::write(stage, Stage::Taken) };
-            if let Err(payload) = dropped {
-                report_panic("a task's future panicked while being dropped", &*payload);
-                drop_caught("a panic payload panicked while being dropped", payload);
-            }
         }
         let joiner = self.joiner.get_mut().take();
-        drop_caught(
+        catch_reporting(
             "the waker of a task's awaiter panicked while being dropped",
-            joiner,
+            || drop(joiner),
         );
     }
 }

@@ -22,7 +22,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::ch04_timer::{Timer, on_timer_thread};
 use crate::trace::{Event, Record, Trace, WakeSource};
@@ -221,7 +221,8 @@ impl LoopCore {
     /// Gives a new task its [`Header`] (its number, its slot in the list of
     /// live tasks, a zero state), lets `make` build the task around it, and
     /// keeps the task in the list, so that closing the loop drops it.
-    /// The caller schedules it. Chapter 5's `spawn` uses this, and so does
+    /// The caller schedules it and makes the one [`TaskRef`] the header
+    /// counts (`handles`). Chapter 5's `spawn` uses this, and so does
     /// chapter 13's one-allocation task.
     ///
     /// # Panics
@@ -245,6 +246,8 @@ impl LoopCore {
             state: AtomicU8::new(0),
             slot,
             id,
+            // The TaskRef the caller makes from it.
+            handles: AtomicUsize::new(1),
             shared: self.shared.clone(),
         });
         {
