@@ -762,3 +762,35 @@ fn a_panic_payload_reaches_the_handle_intact() {
     assert_eq!(payload.downcast_ref::<u32>(), Some(&42));
     assert_eq!(panic_message(&*payload), "a non-string panic payload");
 }
+
+/// Records the thread it is dropped on.
+struct WhereDropped(Arc<Mutex<Vec<thread::ThreadId>>>);
+
+impl Drop for WhereDropped {
+    fn drop(&mut self) {
+        lock(&self.0).push(thread::current().id());
+    }
+}
+
+#[test]
+fn a_detached_tasks_output_is_dropped_on_the_loop_and_a_kept_ones_where_its_last_handle_goes() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let (detached, kept) = (Arc::default(), Arc::default());
+    let (d, k) = (Arc::clone(&detached), Arc::clone(&kept));
+    let handle = event_loop.run_until_complete(async move {
+        drop(spawn(async move { WhereDropped(d) }));
+        let handle = spawn(async move { WhereDropped(k) });
+        yield_now().await;
+        yield_now().await;
+        handle
+    });
+    let elsewhere = thread::spawn(move || drop(handle));
+    let elsewhere_id = elsewhere.thread().id();
+    elsewhere.join().unwrap();
+    assert_eq!(
+        *lock(&detached),
+        vec![thread::current().id()],
+        "on the loop thread"
+    );
+    assert_eq!(*lock(&kept), vec![elsewhere_id], "with its last handle");
+}
