@@ -9,7 +9,12 @@
 //! workload=<name> runtime=tiny-asyncio wall_s=<x> <metric>=<v> … peak_rss_mib=<m>
 //! ```
 //!
-//! and the whole run ends with a table. Timing uses `Instant` inside the
+//! and the whole run ends with a table. `--task safe` spawns chapter 5's
+//! task (chapter 6's `spawn`: two allocations and a lock) instead of the
+//! crate root's one-allocation task (chapter 13, the default, `--task raw`),
+//! so the two can be measured side by side: `-- --task safe spawn`.
+//!
+//! Timing uses `Instant` inside the
 //! process, from just before the first spawn to just after the last result;
 //! the body of each workload is itself a spawned task that the entry point
 //! only waits for.
@@ -29,11 +34,38 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use tiny_asyncio::{ThreadPool, gather, run, sleep, spawn, timeout, yield_now};
+use tiny_asyncio::{JoinHandle, ThreadPool, gather, run, sleep, timeout, yield_now};
+
+/// `--task safe`: spawn chapter 5's task rather than chapter 13's.
+static SAFE_TASK: AtomicBool = AtomicBool::new(false);
+
+/// The task being measured: the crate root's `spawn` (chapter 13's
+/// one-allocation task), or chapter 6's (chapter 5's task) with `--task safe`.
+fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if SAFE_TASK.load(Ordering::Relaxed) {
+        tiny_asyncio::ch06_join::spawn(future)
+    } else {
+        tiny_asyncio::spawn(future)
+    }
+}
+
+/// The name of the task being measured, for the output lines.
+fn task_name() -> &'static str {
+    if SAFE_TASK.load(Ordering::Relaxed) {
+        "safe"
+    } else {
+        "raw"
+    }
+}
 
 /// A workload runs and returns its wall time in seconds and its metrics.
 type Workload = fn() -> (f64, String);
@@ -51,7 +83,21 @@ const WORKLOADS: &[(&str, Workload)] = &[
 ];
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--task") {
+        match args.get(at + 1).map(String::as_str) {
+            Some("safe") => SAFE_TASK.store(true, Ordering::Relaxed),
+            Some("raw") => {}
+            other => {
+                eprintln!(
+                    "bench: --task takes safe (chapter 5's task) or raw (chapter 13's, the \
+                     default), not {other:?}"
+                );
+                std::process::exit(2);
+            }
+        }
+        args.drain(at..at + 2);
+    }
     match args.first().map(String::as_str) {
         None => run_all(),
         Some(name) => match WORKLOADS.iter().find(|(n, _)| *n == name) {
@@ -71,7 +117,8 @@ fn main() {
 fn run_one(name: &str, workload: Workload) {
     let (wall_s, metrics) = workload();
     println!(
-        "workload={name} runtime=tiny-asyncio wall_s={wall_s:.3} {metrics} peak_rss_mib={:.1}",
+        "workload={name} runtime=tiny-asyncio task={} wall_s={wall_s:.3} {metrics} peak_rss_mib={:.1}",
+        task_name(),
         peak_rss_mib()
     );
 }
@@ -82,6 +129,7 @@ fn run_all() {
     let mut lines = Vec::new();
     for (name, _) in WORKLOADS {
         let output = Command::new(&exe)
+            .args(["--task", task_name()])
             .arg(name)
             .output()
             .expect("bench: cannot start a child process");
@@ -102,6 +150,7 @@ fn run_all() {
         }
     }
     println!();
+    println!("task: {}", task_name());
     println!("| workload | wall_s | metrics | peak_rss_mib |");
     println!("|---|---:|---|---:|");
     for line in &lines {
@@ -114,7 +163,7 @@ fn run_all() {
                 Some(("workload", v)) => name = v,
                 Some(("wall_s", v)) => wall = v,
                 Some(("peak_rss_mib", v)) => rss = v,
-                Some(("runtime", _)) => {}
+                Some(("runtime" | "task", _)) => {}
                 _ => metrics.push(field),
             }
         }

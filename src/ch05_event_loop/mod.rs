@@ -183,7 +183,8 @@ impl LoopCore {
     }
 
     /// Removes a finished task from the list of live tasks.
-    pub(crate) fn forget_task(&self, slot: usize) {
+    pub(crate) fn forget_task(&self, slot: u32) {
+        let slot = slot as usize;
         let task = self.tasks.borrow_mut()[slot].take();
         if task.is_some() {
             self.free_slots.borrow_mut().push(slot);

@@ -244,7 +244,7 @@ impl LoopCore {
         self.next_id.set(id);
         let task = make(Header {
             state: AtomicU8::new(0),
-            slot,
+            slot: u32::try_from(slot).expect("spawn: more than 2^32 live tasks on one loop"),
             id,
             // The TaskRef the caller makes from it.
             handles: AtomicUsize::new(1),

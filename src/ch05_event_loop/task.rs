@@ -48,7 +48,9 @@ pub(crate) trait Joinable<T>: Runnable {
 pub(crate) struct Header {
     pub(crate) state: AtomicU8,
     /// Where this task sits in the loop's list of live tasks.
-    pub(crate) slot: usize,
+    /// (A `u32`: four billion live tasks are enough, and it packs beside
+    /// `state`, which keeps chapter 13's task in a smaller heap block.)
+    pub(crate) slot: u32,
     /// A number for humans (printing, ordering): 1, 2, 3 … in spawn order.
     pub(crate) id: u64,
     /// How many [`TaskRef`]s (and so `JoinHandle`s) exist. When none is
