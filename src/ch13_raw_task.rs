@@ -473,7 +473,7 @@ where
         let slot = unsafe { &mut *self.joiner.get() };
         let stale = match slot {
             Some(old) if old.will_wake(cx.waker()) => None,
-            _ => std::mem::replace(slot, Some(cx.waker().clone())),
+            _ => slot.replace(cx.waker().clone()),
         };
         catch_reporting(
             "the stale waker of a task's awaiter panicked while being dropped",
