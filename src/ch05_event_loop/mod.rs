@@ -147,7 +147,8 @@ pub(crate) struct LoopCore {
     timer: Timer,
     /// Every live task, so that closing the loop can drop them all.
     tasks: RefCell<Vec<Option<Arc<dyn Runnable>>>>,
-    free_slots: RefCell<Vec<usize>>,
+    /// Slots of finished tasks, to reuse (`u32`s, as `Header::slot`).
+    free_slots: RefCell<Vec<u32>>,
     live_tasks: Cell<usize>,
     next_id: Cell<u64>,
     running: Cell<bool>,
@@ -184,8 +185,7 @@ impl LoopCore {
 
     /// Removes a finished task from the list of live tasks.
     pub(crate) fn forget_task(&self, slot: u32) {
-        let slot = slot as usize;
-        let task = self.tasks.borrow_mut()[slot].take();
+        let task = self.tasks.borrow_mut()[slot as usize].take();
         if task.is_some() {
             self.free_slots.borrow_mut().push(slot);
             self.live_tasks.set(self.live_tasks.get() - 1);

@@ -235,16 +235,15 @@ impl LoopCore {
             !self.closed.get(),
             "spawn: the event loop is closed; a closed loop runs no new tasks"
         );
-        let slot = self
-            .free_slots
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| self.tasks.borrow().len());
+        let slot = self.free_slots.borrow_mut().pop().unwrap_or_else(|| {
+            let next = self.tasks.borrow().len();
+            u32::try_from(next).expect("spawn: more than 2^32 live tasks on one loop")
+        });
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
         let task = make(Header {
             state: AtomicU8::new(0),
-            slot: u32::try_from(slot).expect("spawn: more than 2^32 live tasks on one loop"),
+            slot,
             id,
             // The TaskRef the caller makes from it.
             handles: AtomicUsize::new(1),
@@ -252,6 +251,7 @@ impl LoopCore {
         });
         {
             let mut tasks = self.tasks.borrow_mut();
+            let slot = slot as usize;
             if slot == tasks.len() {
                 tasks.push(Some(task.clone()));
             } else {
