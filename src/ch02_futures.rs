@@ -56,8 +56,9 @@
 //!
 //! Since Rust 1.85 the standard library has its own `Waker::noop()`; we write
 //! ours to see what a waker is made of.
-// `unsafe` is denied in this module and allowed on exactly one function,
-// `noop_waker`, whose single unsafe block builds the waker from its vtable.
+// `unsafe` is denied in this module (as in the whole crate, see `lib.rs`)
+// and allowed on exactly one function, `noop_waker`, whose single unsafe
+// block builds the waker from its vtable.
 #![deny(unsafe_code)]
 
 use std::cell::RefCell;
