@@ -1,4 +1,4 @@
-//! # Chapter 3 — who calls `poll` again? A Waker, and `block_on`
+//! # Chapter 3 — who polls again? A waker, and `block_on`
 //!
 //! **The question.** Chapter 2 drove a future by calling `poll` in a loop
 //! until it said `Ready`: a busy loop that burns a core while the future
