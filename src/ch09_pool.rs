@@ -21,11 +21,11 @@
 //! task a future that the other thread completes. We already have both
 //! halves:
 //!
-//! * chapter 6's [`JoinSlot`] is a result plus the waker of whoever awaits
+//! * chapter 6's [`JoinCell`] is a result plus the waker of whoever awaits
 //!   it, and it is `Send`: a worker thread can fill it, and filling it wakes
 //!   the awaiting task (chapter 3's seam once more: the pool only ever needs
 //!   a waker to call);
-//! * chapter 6's [`JoinHandle::from_slot`] turns such a slot into the same
+//! * chapter 6's [`JoinHandle::from_cell`] turns such a cell into the same
 //!   `JoinHandle` that `spawn` returns, so awaiting a blocking job reads
 //!   exactly like awaiting a task.
 //!
@@ -34,7 +34,7 @@
 //! to sleep on while it is empty, the shape of smol's `blocking` crate and of
 //! Python's `ThreadPoolExecutor`). A job is the user's closure wrapped so
 //! that it runs inside `catch_unwind` and puts `Ok(value)` or
-//! [`JoinError`] "panicked" in its slot. A panicking job does not take its
+//! [`JoinError`] "panicked" in its cell. A panicking job does not take its
 //! worker down: the worker goes back to the queue for the next job.
 //!
 //! [`run_in_executor`] at the crate root is asyncio's
@@ -75,8 +75,8 @@
 //!   that would be wrong: real work takes real time, and the task waiting
 //!   for it must not find that ten virtual seconds went by. So a job
 //!   submitted from inside a running loop carries that loop's
-//!   [`KeepAwake`] guard, held by the job's slot
-//!   (`JoinSlot::hold_until_complete`): it is released only after the slot
+//!   [`KeepAwake`] guard, held by the job's cell
+//!   (`JoinCell::hold_until_complete`): it is released only after the cell
 //!   is filled (and the waiting task queued), so the clock stays put until
 //!   the task has seen the result. An aborted job's handle resolves at once,
 //!   and so the clock is free at once, while the job finishes unobserved.
@@ -119,7 +119,7 @@ use std::thread;
 
 use crate::ch03_waker::lock;
 use crate::ch05_event_loop::{Handle, KeepAwake, TraceSink, expect_running_loop, try_running_loop};
-use crate::ch06_join::{JoinError, JoinHandle, JoinSlot};
+use crate::ch06_join::{JoinCell, JoinError, JoinHandle};
 use crate::trace::Event;
 
 /// The prefix of every pool thread's name: `tiny-asyncio-pool-0`,
@@ -261,16 +261,16 @@ impl ThreadPool {
         T: Send + 'static,
     {
         let id = self.next_job.fetch_add(1, Ordering::Relaxed) + 1;
-        let slot = JoinSlot::new();
-        slot.set_task_id(id);
+        let cell = JoinCell::new();
+        cell.set_task_id(id);
         let cancelled = Arc::new(AtomicBool::new(false));
         if let Some(keep_awake) = keep_awake {
             // Released when the handle resolves: when the job's result is
             // delivered, or at once if the job is aborted.
-            slot.hold_until_complete(Box::new(keep_awake));
+            cell.hold_until_complete(Box::new(keep_awake));
         }
         let ticket = Ticket {
-            slot: slot.clone(),
+            cell: cell.clone(),
             cancelled: cancelled.clone(),
             trace,
             id,
@@ -293,7 +293,7 @@ impl ThreadPool {
         if start_worker {
             self.start_worker();
         }
-        JoinHandle::from_slot(slot, cancelled, id)
+        JoinHandle::from_cell(cell, cancelled, id)
     }
 
     fn start_worker(&self) {
@@ -377,18 +377,18 @@ fn tracing(handle: &Handle) -> Option<TraceSink> {
     Some(handle.tracer()).filter(TraceSink::is_on)
 }
 
-/// A job's side of its `JoinHandle`: the slot to fill (which also holds
+/// A job's side of its `JoinHandle`: the cell to fill (which also holds
 /// the loop's keep-awake guard until it is filled), the abort flag, and
 /// the loop's trace sink (only if it was tracing).
 ///
-/// Dropping a ticket resolves the slot "cancelled" (a no-op if the job
-/// already filled it, or was aborted); the slot releases the guard only
+/// Dropping a ticket resolves the cell "cancelled" (a no-op if the job
+/// already filled it, or was aborted); the cell releases the guard only
 /// after that, so a virtual clock never moves between the job's end and its
 /// task seeing the result. The ticket is dropped when the job ends, when it
 /// is skipped, and when an unrun job is thrown away at shutdown: every
 /// handle resolves exactly once.
 struct Ticket<T> {
-    slot: Arc<JoinSlot<T>>,
+    cell: Arc<JoinCell<T>>,
     cancelled: Arc<AtomicBool>,
     trace: Option<TraceSink>,
     id: u64,
@@ -411,7 +411,7 @@ impl<T> Ticket<T> {
             thread
         });
         let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-        // Recorded before the slot is filled, so before the wake it sends.
+        // Recorded before the cell is filled, so before the wake it sends.
         if let (Some(sink), Some(thread)) = (&self.trace, thread) {
             let end = Event::JobEnd {
                 thread,
@@ -425,16 +425,16 @@ impl<T> Ticket<T> {
             return;
         }
         let result = outcome.map_err(|payload| JoinError::panicked(self.id, payload));
-        self.slot.complete(result);
+        self.cell.complete(result);
     }
 }
 
 impl<T> Drop for Ticket<T> {
     fn drop(&mut self) {
         // A no-op if the job delivered its result (or was aborted); else,
-        // say "cancelled". Either way the slot then lets go of the loop's
+        // say "cancelled". Either way the cell then lets go of the loop's
         // KeepAwake, and only now may a virtual clock move again.
-        self.slot.complete(Err(JoinError::cancelled(self.id)));
+        self.cell.complete(Err(JoinError::cancelled(self.id)));
     }
 }
 
