@@ -149,10 +149,12 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 /// See the [module docs](self) for when threads start, what abort does, and
 /// what dropping the pool does with queued jobs.
 pub struct ThreadPool {
+    /// The queue and the counts, shared with every worker.
     shared: Arc<PoolShared>,
     /// The workers, to join when the pool is dropped. In a `Mutex` because
     /// `run_in_executor` takes `&self` and may start one.
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    /// The most workers it may start (`n`); fixed at `new`.
     size: usize,
     /// Numbers the jobs 1, 2, 3 … for `JoinHandle::id` and error messages.
     next_job: AtomicU64,
@@ -297,6 +299,8 @@ impl ThreadPool {
     }
 
     fn start_worker(&self) {
+        // `submit` already counted it in `started` (under the state lock),
+        // so two submits racing here never start more than `size`.
         let mut threads = lock(&self.threads);
         let index = threads.len();
         let shared = self.shared.clone();
@@ -342,15 +346,25 @@ fn worker(shared: Arc<PoolShared>) {
     let alive = Alive(shared);
     let shared = &alive.0;
     loop {
+        // 1. Get the next job, under the lock.
         let job = {
             let mut state = lock(&shared.state);
             loop {
+                // 1a. The oldest queued job first: FIFO. (At shutdown the
+                //     pool's `Drop` has already taken the queue away under
+                //     this lock, so a worker never starts an unrun job then.)
                 if let Some(job) = state.queue.pop_front() {
                     break job;
                 }
+                // 1b. Nothing queued and the pool is going away: leave. The
+                //     `Alive` guard counts us out on the way.
                 if state.shutdown {
                     return;
                 }
+                // 1c. Nothing queued: wait for `submit` (or `Drop`) to
+                //     notify. While we wait we are `idle`, which `submit`
+                //     reads to decide whether it needs a new worker. A
+                //     spurious wake-up just goes round 1a again.
                 state.idle += 1;
                 state = shared
                     .work
@@ -359,6 +373,10 @@ fn worker(shared: Arc<PoolShared>) {
                 state.idle -= 1;
             }
         };
+        // 2. Run it with the lock released, so that other workers take
+        //    jobs and `submit` queues new ones meanwhile. The job is a
+        //    `Ticket::run`: it checks the abort flag, runs the closure,
+        //    fills the handle's cell, and so wakes the awaiting task.
         // The job catches the user's panic itself (to report it). This
         // second net catches the rare rest, such as a result whose `Drop`
         // panics, so that the worker always lives on to the next job.
@@ -368,6 +386,7 @@ fn worker(shared: Arc<PoolShared>) {
                 crate::ch05_event_loop::panic_message(&*payload)
             );
         }
+        // 3. Round again: the worker lives as long as the pool.
     }
 }
 
@@ -388,9 +407,14 @@ fn tracing(handle: &Handle) -> Option<TraceSink> {
 /// is skipped, and when an unrun job is thrown away at shutdown: every
 /// handle resolves exactly once.
 struct Ticket<T> {
+    /// The handle's other end: filled exactly once, by `run` or by `drop`.
     cell: Arc<JoinCell<T>>,
+    /// Set by the handle's `abort`; read before the job runs and after.
     cancelled: Arc<AtomicBool>,
+    /// The submitting loop's trace sink, only if it was tracing then
+    /// (`None` costs the job nothing).
     trace: Option<TraceSink>,
+    /// The job's number in its pool, for the handle's errors and the trace.
     id: u64,
 }
 
@@ -497,6 +521,7 @@ pub fn default_pool_size() -> usize {
 /// dropped (its queued jobs cancelled, its threads joined) when the loop
 /// closes, after the loop's tasks.
 pub struct DefaultPool {
+    /// Sized by [`default_pool_size`]; dropped with the loop's resources.
     pool: ThreadPool,
 }
 
