@@ -284,6 +284,8 @@ pub struct CrowdReport {
 impl CrowdReport {
     /// The peak memory beyond the baseline, per sleeper, in bytes.
     pub fn bytes_per_sleeper(&self) -> u64 {
+        // Saturating: a peak below the baseline (memory given back to the
+        // OS between the readings) means "nothing measurable", not a panic.
         let extra = self.peak_rss_kb.saturating_sub(self.baseline_rss_kb) * 1024;
         extra / self.count.max(1) as u64
     }
@@ -332,6 +334,8 @@ impl CrowdReport {
         if words.next()? != "crowd" {
             return None;
         }
+        // Every word after "crowd" must be `key=value`; any other shape
+        // makes the whole line "not a report" (`None`), never a half one.
         let pairs: Vec<(&str, &str)> = words.map(|w| w.split_once('=')).collect::<Option<_>>()?;
         let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
         let number = |key: &str| get(key)?.parse::<u64>().ok();
@@ -564,6 +568,9 @@ impl Timeline {
 /// `iterations` rounds of a little integer arithmetic that the optimizer
 /// cannot skip: CPU work of a fixed size, whatever else the machine does.
 pub fn spin(iterations: u64) -> u64 {
+    // A linear congruential step per round: cheap, dependent on the round
+    // before (so it cannot be vectorised away), and `black_box` stops the
+    // optimizer from computing the whole loop at compile time.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..iterations {
         x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
@@ -802,6 +809,8 @@ pub fn draw(timelines: &[Timeline], unit: Duration) -> String {
     }
     let axis: String = axis.into_iter().collect();
 
+    // Then each run: a title line with its measured total, and one row per
+    // job, its letter and step count first (A (3), B (2), C (1)).
     let mut out = String::new();
     for timeline in timelines {
         let mark = match timeline.work {
