@@ -99,7 +99,11 @@ pub fn waker_from_arc<W: ArcWake>(arc: Arc<W>) -> Waker {
 /// increment and decrement per poll. It derefs to `&Waker`, and it is never
 /// dropped as a `Waker` (that would drop a count it never took).
 pub struct WakerRef<'a> {
+    /// Never dropped as a `Waker`: that would run the vtable's `drop`, −1,
+    /// on a count this borrow never took.
     waker: ManuallyDrop<Waker>,
+    /// Ties the `WakerRef` to the borrow of the `Arc`, so it cannot outlive
+    /// the value its raw pointer points into.
     _arc: PhantomData<&'a ()>,
 }
 
@@ -213,7 +217,10 @@ impl<W: ArcWake> VTable<W> {
 /// beyond one token, and is easy to misuse; a flag we can read is clearer.
 #[derive(Debug, Default)]
 pub struct Signal {
+    /// The flag: set by `notify`, cleared by `wait`. Under a mutex so that
+    /// "check it, then sleep" is one step a `notify` cannot slip between.
     notified: Mutex<bool>,
+    /// Where `wait` sleeps while the flag is clear.
     cond: Condvar,
 }
 
@@ -338,13 +345,20 @@ impl Drop for ExecutorGuard {
 /// one timer thread.
 #[derive(Debug)]
 pub struct ThreadSleep {
+    /// When to wake: fixed at `new`, on the real clock.
     deadline: Instant,
+    /// `None` until the first poll starts the thread; then what the future
+    /// and its thread share. (A sleep never polled starts no thread.)
     shared: Option<Arc<Mutex<SleepShared>>>,
 }
 
+/// What a [`ThreadSleep`] and its thread share.
 #[derive(Debug, Default)]
 struct SleepShared {
+    /// The thread's nap is over: the next poll is `Ready`.
     done: bool,
+    /// The latest poll's waker, for the thread to wake; taken back (`None`)
+    /// by a drop, so that a dropped sleep wakes nobody.
     waker: Option<Waker>,
 }
 

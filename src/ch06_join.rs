@@ -57,6 +57,7 @@ use crate::ch05_event_loop::{Handle, TaskFailure, TaskRef, expect_running_loop, 
 
 /// Why a task gave no result.
 pub struct JoinError {
+    /// Cancelled or panicked (with the payload).
     kind: JoinErrorKind,
     /// The task's number (or, for a pool job, the job's number in its
     /// pool): what the messages name, so that a reader can tell which of
@@ -174,6 +175,7 @@ impl std::error::Error for JoinError {}
 /// so "cancelled" (from `abort`, or from a job dropped unrun) and the job's
 /// own result may race, and exactly one of them is what the handle sees.
 pub struct JoinCell<T> {
+    /// The result and the awaiter's waker, changed together under one lock.
     inner: Mutex<CellInner<T>>,
     /// Whether a result was ever put in, read without the lock by
     /// `is_finished`. Needed beside `inner.result`, which goes back to

@@ -136,6 +136,8 @@ pub struct ChildWakers {
 
 /// What the children's wakers and the parent share.
 struct WokenList {
+    /// Locked by a waking child (to push its index) and by the parent (to
+    /// take the list and store its waker): never for longer than that.
     state: Mutex<WokenState>,
 }
 
@@ -1126,6 +1128,8 @@ impl<F: Future> fmt::Debug for NaiveJoinAll<F> {
 /// measures [`NaiveJoinAll`] against [`gather`] with. Clones share the count.
 #[derive(Clone, Debug, Default)]
 pub struct PollCounter {
+    /// Shared with every `Counted` it made. `Relaxed` is enough: only the
+    /// total matters, and an atomic add never loses one, whatever the order.
     polls: Arc<AtomicU64>,
 }
 
@@ -1154,7 +1158,9 @@ impl PollCounter {
 /// A future whose polls are counted by a [`PollCounter`].
 #[derive(Debug)]
 pub struct Counted<F> {
+    /// The future being counted (`Unpin`, so no box is needed).
     future: F,
+    /// Its counter's count, one more per poll.
     polls: Arc<AtomicU64>,
 }
 

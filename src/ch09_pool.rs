@@ -162,6 +162,7 @@ pub struct ThreadPool {
 
 /// What the pool and its workers share.
 struct PoolShared {
+    /// The queue and the counts that decide when to start a worker.
     state: Mutex<PoolState>,
     /// Workers sleep here while the queue is empty.
     work: Condvar,

@@ -176,6 +176,7 @@ fn time_of(tick: u64) -> Duration {
 /// moved for all.
 #[derive(Clone)]
 pub struct Clock {
+    /// Real or virtual; clones share a virtual clock's `now`.
     kind: ClockKind,
 }
 
@@ -263,6 +264,7 @@ impl fmt::Debug for Clock {
 /// service, one per event loop plus the process-wide default.)
 #[derive(Clone)]
 pub struct Timer {
+    /// Shared by every clone; the last clone's drop stops the thread.
     handle: Arc<TimerOwners>,
 }
 
@@ -273,6 +275,7 @@ pub struct Timer {
 /// if it held the same `Arc` as the users, the count would never reach zero
 /// while the thread lives, and the thread would never be told to stop.
 struct TimerOwners {
+    /// The half the thread holds too.
     shared: Arc<TimerShared>,
     /// The timer thread, to join at the end; `None` on a virtual clock, and
     /// on a real clock until the first registration starts it.
@@ -281,6 +284,8 @@ struct TimerOwners {
 
 /// Shared by the user handles and the timer thread.
 struct TimerShared {
+    /// What "now" means for this timer: the thread reads it on a real
+    /// clock, the loop moves it on a virtual one.
     clock: Clock,
     /// The wheel and the thread's bookkeeping, under one lock, so that "is
     /// this deadline earlier than what the thread sleeps toward?" and the
@@ -632,6 +637,8 @@ pub fn enter(timer: Timer) -> EnterGuard {
 
 /// Restores the previously entered timer when dropped.
 pub struct EnterGuard {
+    /// The timer entered before this one (`None`: none was), put back on
+    /// drop, so that nested loops restore each other's timers in order.
     previous: Option<Timer>,
 }
 

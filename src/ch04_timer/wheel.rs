@@ -707,7 +707,10 @@ impl<T> Wheel<T> {
 /// A list to re-file and the tick at which it comes due.
 #[derive(Clone, Copy)]
 struct DueSlot {
+    /// The list to re-file: a slot's index, or `OVERFLOW`.
     list: usize,
+    /// The tick the current tick jumps to before re-filing it: the slot's
+    /// first tick (for `OVERFLOW`, the start of its earliest stretch).
     start: u64,
 }
 
