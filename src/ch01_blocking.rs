@@ -110,6 +110,11 @@ impl fmt::Display for Step {
     }
 }
 
+/// The name [`LogEntry`] had before: kept so that code written against it
+/// still compiles.
+#[deprecated(note = "renamed LogEntry: the run queue's turns are not log entries")]
+pub type Entry = LogEntry;
+
 /// A [`Step`] and the moment it was recorded, measured from the log's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
