@@ -1,6 +1,7 @@
 //! Helpers that several test binaries share: short durations, panic
-//! messages, a journal of lines stamped with loop time, drop counters, a
-//! countdown and a gate for tasks, and waiting on real time with a limit.
+//! messages, notes (lines stamped with loop time), drop counters, a
+//! countdown and a gate for tasks, waiting on real time with a limit, and
+//! (in `xml.rs`) the XML well-formedness check of the SVG pictures.
 //!
 //! Cargo does not build `tests/common/mod.rs` as a test binary of its own;
 //! a test file takes it in with `mod common;` and `use common::*;`.
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 use tiny_asyncio::ch05_event_loop::panic_message;
 use tiny_asyncio::get_running_loop;
 
+pub mod xml;
+
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
@@ -35,13 +38,7 @@ pub fn quiet_planned_panics() {
     ONCE.call_once(|| {
         let default = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            if !message.starts_with("planned:") {
+            if !panic_message(info.payload()).starts_with("planned:") {
                 default(info);
             }
         }));
@@ -63,11 +60,12 @@ pub fn panic_text(f: impl FnOnce()) -> String {
 // ---------------------------------------------------------------------------
 
 /// Lines written by tasks, each with the loop time at which it was written
-/// (`Send`, so that spawned tasks can share it).
+/// (`Send`, so that spawned tasks can share it). Not chapter 2's `Journal`,
+/// which has no loop to ask the time.
 #[derive(Clone, Default)]
-pub struct Journal(Arc<Mutex<Vec<(Duration, String)>>>);
+pub struct Notes(Arc<Mutex<Vec<(Duration, String)>>>);
 
-impl Journal {
+impl Notes {
     pub fn note(&self, line: impl Into<String>) {
         let at = get_running_loop().time();
         self.0.lock().unwrap().push((at, line.into()));
