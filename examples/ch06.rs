@@ -21,6 +21,7 @@ use std::panic;
 use std::time::Duration;
 
 use common::{Transcript, exit_if_picture_failed, run_traced};
+use tiny_asyncio::ch05_event_loop::panic_message;
 use tiny_asyncio::cli::Cli;
 use tiny_asyncio::{get_running_loop, run, sleep, spawn, yield_now};
 
@@ -180,12 +181,7 @@ fn main() {
     // (before the task catches it); one short line is enough here.
     let default_hook = panic::take_hook();
     panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("(not a string)");
+        let message = panic_message(info.payload());
         eprintln!("(stderr, 패닉 훅: {message:?})");
     }));
     run(async move {

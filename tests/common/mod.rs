@@ -26,9 +26,22 @@ pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// Locks a mutex, shrugging off poison (a planned panic may poison it).
-pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+/// Locks a mutex, shrugging off poison (a planned panic may poison it):
+/// chapter 3's `lock`, the crate's one.
+pub use tiny_asyncio::ch03_waker::lock;
+
+/// The soak multiplier of the long-running tests (`tests/model.rs`,
+/// `tests/stress.rs`): 1 normally; `TINY_ASYNCIO_SOAK=1` gives 20, and
+/// `TINY_ASYNCIO_SOAK=N` (N ≥ 2) gives N.
+pub fn soak() -> u32 {
+    match std::env::var("TINY_ASYNCIO_SOAK") {
+        Err(_) => 1,
+        Ok(v) => match v.trim().parse::<u32>() {
+            Ok(0) => 1,
+            Ok(n) if n >= 2 => n,
+            _ => 20,
+        },
+    }
 }
 
 /// Planned panics ("planned: ...") are the test's own; keep them off the
@@ -197,7 +210,7 @@ impl Gate {
     /// Sets the condition first, then wakes: the order every waker must use.
     pub fn open(&self) {
         self.open.store(true, SeqCst);
-        let waker = self.waker.lock().unwrap().take();
+        let waker = lock(&self.waker).take();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -209,7 +222,7 @@ impl Gate {
             if gate.open.load(SeqCst) {
                 return Poll::Ready(());
             }
-            *gate.waker.lock().unwrap() = Some(cx.waker().clone());
+            *lock(&gate.waker) = Some(cx.waker().clone());
             // Checked again after the waker is stored: an `open` in between
             // either sees our waker or we see its flag.
             if gate.open.load(SeqCst) {
