@@ -112,7 +112,7 @@ impl fmt::Display for Step {
 
 /// A [`Step`] and the moment it was recorded, measured from the log's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct LogEntry {
     /// Time since the [`Log`] was created.
     pub at: Duration,
     /// What happened.
@@ -127,7 +127,7 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Log {
     start: Instant,
-    entries: Vec<Entry>,
+    entries: Vec<LogEntry>,
     echo: bool,
 }
 
@@ -157,11 +157,11 @@ impl Log {
         if self.echo {
             println!("{} {step}", crate::cli::stamp(at));
         }
-        self.entries.push(Entry { at, step });
+        self.entries.push(LogEntry { at, step });
     }
 
     /// Every step so far, oldest first.
-    pub fn entries(&self) -> &[Entry] {
+    pub fn entries(&self) -> &[LogEntry] {
         &self.entries
     }
 
