@@ -398,42 +398,11 @@ pub struct PictureArgs {
 }
 
 impl PictureArgs {
-    /// Parses the process's picture flags alone, ignoring the rest. On a bad
-    /// picture flag it prints the error and exits with status 2, as
-    /// command-line tools do. An example reads its whole command line with
-    /// [`Cli::from_env`] instead, which also refuses what it does not know.
-    pub fn from_env() -> PictureArgs {
-        match PictureArgs::parse(std::env::args().skip(1)) {
-            Ok(args) => args,
-            Err(message) => {
-                eprintln!("error: {message}");
-                std::process::exit(2);
-            }
-        }
-    }
-
-    /// [`PictureArgs::from_env`], also handing back the arguments that are
-    /// not about pictures, in order, for the example's own parser (which
-    /// may then refuse what it does not know).
-    pub fn from_env_split() -> (PictureArgs, Vec<String>) {
-        match PictureArgs::split(std::env::args().skip(1)) {
-            Ok(split) => split,
-            Err(message) => {
-                eprintln!("error: {message}");
-                std::process::exit(2);
-            }
-        }
-    }
-
-    /// Parses arguments (without the program name). Arguments it does not
-    /// know are skipped: they belong to the example (`--unit-ms 100`).
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<PictureArgs, String> {
-        PictureArgs::split(args).map(|(parsed, _rest)| parsed)
-    }
-
-    /// [`PictureArgs::parse`], also handing back the arguments it does not
-    /// know, in order: `["--unit-ms", "100", "--timeline"]` gives
-    /// `--timeline` and `["--unit-ms", "100"]`.
+    /// Reads the picture flags out of `args` (without the program name),
+    /// handing back the arguments it does not know, in order, for the
+    /// example's own reader: `["--unit-ms", "100", "--timeline"]` gives
+    /// `--timeline` and `["--unit-ms", "100"]`. [`Cli::parse`] calls it
+    /// first.
     pub fn split(
         args: impl IntoIterator<Item = String>,
     ) -> Result<(PictureArgs, Vec<String>), String> {

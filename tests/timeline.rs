@@ -525,7 +525,7 @@ fn check_well_formed_rejects_broken_xml_saying_where() {
 // The examples' arguments.
 
 fn parse(args: &[&str]) -> Result<PictureArgs, String> {
-    PictureArgs::parse(args.iter().map(|s| s.to_string()))
+    PictureArgs::split(args.iter().map(|s| s.to_string())).map(|(picture, _rest)| picture)
 }
 
 #[test]
