@@ -74,7 +74,7 @@ fn main() {
         });
         // The panel's title says who won the race: the job or the deadline.
         let race = if units < 3 { '<' } else { '>' };
-        panels.push(trace.to_timeline(&format!("작업 {units} {race} 기한 3")));
+        panels.push(trace.to_timeline(format!("작업 {units} {race} 기한 3")));
     }
 
     println!();
