@@ -6,7 +6,7 @@
 //! | argument | meaning |
 //! |---|---|
 //! | `--help`, `-h` | print what the example runs and what it accepts; exit 0 |
-//! | `--unit-ms N` | one unit of the story lasts N ms: the documents' `sleep(1)` (default 1000, 1 s) |
+//! | `--unit-ms N` | one unit of the story lasts N ms: the documents' `sleep(1)`; every duration of the example is counted in it (default 1000; chapter 10's is 100, its E001-1 step) |
 //! | `--timeline` | print the run's picture in the terminal |
 //! | `--svg FILE` | write the picture as SVG to `FILE` |
 //! | `--ascii` | the terminal picture in plain ASCII (implies `--timeline`) |
