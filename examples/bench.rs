@@ -33,6 +33,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use tiny_asyncio::ch10_measure::ProcStatus;
+use tiny_asyncio::cli::Cli;
 use tiny_asyncio::{ThreadPool, gather, run, sleep, spawn, timeout, yield_now};
 
 /// A workload runs and returns its wall time in seconds and its metrics.
@@ -50,18 +52,27 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("gather", w8_gather),
 ];
 
+/// The command line: `--help` and an optional workload name.
+const CLI: Cli = Cli::new(
+    "bench",
+    "the benchmark: every workload, each in a child process (run it with --release)",
+)
+.operand(
+    "WORKLOAD",
+    "run only this one: spawn, sleepers, timeouts, pingpong, blocking, precision, docs or gather",
+);
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    let args = CLI.from_env();
+    match args.operand.as_deref() {
         None => run_all(),
         Some(name) => match WORKLOADS.iter().find(|(n, _)| *n == name) {
             Some((name, workload)) => run_one(name, *workload),
             None => {
                 let names: Vec<&str> = WORKLOADS.iter().map(|(n, _)| *n).collect();
-                eprintln!(
-                    "bench: no workload named {name:?}; choose one of {names:?}, or none for all"
-                );
-                std::process::exit(2);
+                CLI.refuse(format!(
+                    "no workload named {name:?}; choose one of {names:?}, or none for all"
+                ));
             }
         },
     }
@@ -122,14 +133,10 @@ fn run_all() {
     }
 }
 
-/// Peak resident memory of this process, from `/proc/self/status`.
+/// Peak resident memory of this process (`VmHWM`), read by chapter 10's
+/// `ProcStatus`; NaN where there is no `/proc`.
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    ProcStatus::of_process().map_or(f64::NAN, |status| status.vm_hwm_kb as f64 / 1024.0)
 }
 
 /// Runs `body` as a spawned task on a fresh loop and returns its output.
@@ -218,13 +225,15 @@ fn w3_timeouts() -> (f64, String) {
     )
 }
 
-/// The smallest std-only signal: a flag and a waker under a mutex.
+/// The ping-pong's token, passed from one task to the other: a flag and a
+/// waker under a mutex, the smallest std-only way for one task to wake
+/// another. (Not chapter 3's `Signal`, which a thread waits on.)
 #[derive(Default)]
-struct Signal {
+struct Baton {
     inner: Mutex<(bool, Option<Waker>)>,
 }
 
-impl Signal {
+impl Baton {
     fn set(&self) {
         let waker = {
             let mut inner = self.inner.lock().unwrap();
@@ -254,8 +263,8 @@ impl Signal {
 fn w4_pingpong() -> (f64, String) {
     const ROUNDS: u32 = 1_000_000;
     let wall = in_task(async {
-        let ping = Arc::new(Signal::default());
-        let pong = Arc::new(Signal::default());
+        let ping = Arc::new(Baton::default());
+        let pong = Arc::new(Baton::default());
         let start = Instant::now();
         let other = {
             let (ping, pong) = (ping.clone(), pong.clone());

@@ -37,8 +37,10 @@ pub mod ch09_pool;
 pub mod ch10_measure;
 
 // Appendix modules, outside the chapter order. They depend on no chapter:
-// `trace` records what an event loop does (chapter 5 reports to it), and
-// `timeline` draws pictures, so every chapter's example may draw with them.
+// `trace` records what an event loop does (chapter 5 reports to it),
+// `timeline` draws pictures, and `cli` reads the examples' command line, so
+// every chapter's example may use them.
+pub mod cli;
 pub mod timeline;
 pub mod trace;
 
