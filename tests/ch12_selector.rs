@@ -73,7 +73,11 @@ fn only_the_latest_waker_of_a_socket_and_direction_is_woken() {
     let (second, second_waker) = counter();
     selector.register(server.as_raw_fd(), Direction::Read, &first_waker);
     selector.register(server.as_raw_fd(), Direction::Read, &second_waker);
-    assert_eq!(selector.watching(), 1, "one socket, one direction, one waker");
+    assert_eq!(
+        selector.watching(),
+        1,
+        "one socket, one direction, one waker"
+    );
     client.write_all(b"x").unwrap();
     assert_eq!(selector.select(Some(Duration::from_secs(5))).unwrap(), 1);
     assert_eq!((wakes(&first), wakes(&second)), (0, 1));

@@ -98,7 +98,7 @@ pub use running::{
     Handle, NoRunningLoop, YieldNow, expect_running_loop, get_running_loop, spawn_detached,
     try_running_loop, yield_now,
 };
-pub use seams::{KeepAwake, TraceSink};
+pub use seams::{Idler, KeepAwake, TraceSink};
 pub use task::{TaskFailure, TaskRef, panic_message};
 
 use std::any::Any;
@@ -110,7 +110,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -264,6 +264,7 @@ impl EventLoop {
             has_remote: AtomicBool::new(false),
             main_scheduled: AtomicBool::new(false),
             signal: Signal::new(),
+            idler: OnceLock::new(),
             outside_work: AtomicUsize::new(0),
             clock: clock.clone(),
             trace: Recorder::new(),
@@ -393,6 +394,11 @@ impl EventLoop {
             if !lock(&core.shared.queue).turns.is_empty() {
                 return;
             }
+            // Nor may time pass while a socket has something to say: ask
+            // the idler (chapter 12's selector) to look, without waiting.
+            if core.shared.idler().look() > 0 {
+                return;
+            }
             {
                 match core.timer.next_deadline() {
                     Some(deadline) => {
@@ -401,6 +407,8 @@ impl EventLoop {
                         core.timer.fire_due();
                         return;
                     }
+                    // No timer, but a socket may still wake a task: wait for it.
+                    None if core.shared.idler().is_watching() => {}
                     None => {
                         let queue = lock(&core.shared.queue);
                         if queue.turns.is_empty() {
@@ -425,7 +433,7 @@ impl EventLoop {
             }
             queue.parked = true;
         }
-        core.shared.signal.wait();
+        core.shared.idler().wait();
     }
 
     /// Closes the loop: drops every unfinished task's future (exactly once)

@@ -9,4 +9,6 @@ pub mod sys;
 pub mod tcp;
 
 pub use selector::{Direction, Selector};
-pub use tcp::{Accept, LINE_LIMIT, LineReader, ReadFuture, TcpListener, TcpStream, WriteAll, WriteFuture};
+pub use tcp::{
+    Accept, LINE_LIMIT, LineReader, ReadFuture, TcpListener, TcpStream, WriteAll, WriteFuture,
+};

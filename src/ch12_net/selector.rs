@@ -51,6 +51,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
+use crate::ch05_event_loop::Idler;
+
 use super::sys::{self, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd};
 
 /// Which way a task waits on a socket.
@@ -347,6 +349,40 @@ impl Selector {
             }
         }
         Ok(woken)
+    }
+}
+
+/// The selector as the loop's idler (chapter 5's seam): the loop's idle
+/// *is* the select, as in asyncio's `_run_once`.
+impl Idler for Selector {
+    /// Sleeps in `poll(2)` until a socket is ready or someone rouses the
+    /// loop. No timeout: on a real clock, chapter 4's timer thread fires the
+    /// sleeps, and its wakes come in through the self-pipe like any other
+    /// thread's (asyncio passes "time to the next timer" because its loop
+    /// is its own timer).
+    fn wait(&self) {
+        if let Err(error) = self.select(None) {
+            // `poll(2)` fails only for a bad array or no kernel memory:
+            // nothing a retry would fix, and spinning would hide it.
+            panic!("the event loop's selector could not wait: poll(2) failed: {error}");
+        }
+    }
+
+    fn look(&self) -> usize {
+        match self.select(Some(Duration::ZERO)) {
+            Ok(woken) => woken,
+            Err(error) => {
+                panic!("the event loop's selector could not look: poll(2) failed: {error}")
+            }
+        }
+    }
+
+    fn is_watching(&self) -> bool {
+        self.watching() > 0
+    }
+
+    fn rouse(&self) {
+        Selector::rouse(self);
     }
 }
 

@@ -68,6 +68,17 @@ pub fn selector_of(handle: &Handle) -> io::Result<Selector> {
             ),
         )
     })?;
+    // From now on the loop idles in this selector's `poll(2)`, and wakes
+    // from other threads write to its self-pipe (chapter 5's `Idler` seam).
+    // Installed once per loop; if someone else installed an idler first,
+    // the loop would never look at our sockets: say so rather than hang.
+    if handle.set_idler(Box::new(selector.clone())).is_err() {
+        return Err(io::Error::other(
+            "the event loop already has another idler installed (Handle::set_idler), so it \
+             would never poll sockets; a loop can serve chapter 12's sockets only if its \
+             selector is its idler",
+        ));
+    }
     let selector = slot.selector.get_or_init(|| selector).clone();
     Ok(selector)
 }
@@ -455,9 +466,7 @@ impl Future for ReadFuture<'_> {
         let this = &mut *self;
         let TcpStream { source, socket } = &mut *this.stream;
         let buf = &mut *this.buf;
-        match source.poll_io("TcpStream::read", Direction::Read, cx, || {
-            socket.read(buf)
-        }) {
+        match source.poll_io("TcpStream::read", Direction::Read, cx, || socket.read(buf)) {
             Poll::Pending => {
                 this.registered = true;
                 Poll::Pending
