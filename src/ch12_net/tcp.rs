@@ -237,6 +237,12 @@ impl TcpListener {
     /// resolved; the error says which and what to do.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         let socket = net::TcpListener::bind(addr).map_err(|e| explain(e, "TcpListener::bind"))?;
+        TcpListener::from_std(socket)
+    }
+
+    /// Takes a bound std listener (bound on another thread, say) and makes
+    /// it non-blocking, for this crate's futures.
+    pub fn from_std(socket: net::TcpListener) -> io::Result<TcpListener> {
         socket.set_nonblocking(true)?;
         Ok(TcpListener {
             source: Source::new(socket.as_raw_fd()),
