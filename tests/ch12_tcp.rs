@@ -478,3 +478,27 @@ fn five_hundred_connections_on_one_loop_all_get_their_answers() {
     });
     assert_eq!(answers, (0..500).collect::<Vec<u64>>());
 }
+
+#[test]
+fn thousands_of_wakes_from_other_threads_all_reach_a_loop_asleep_in_poll() {
+    let done = within(Duration::from_secs(60), "remote wakes", || {
+        EventLoop::new().run_until_complete(async {
+            // An accept that waits forever installs the selector and keeps
+            // one socket in it: the loop now idles in poll(2).
+            let (mut listener, _addr) = listener();
+            spawn_detached(async move {
+                let _ = listener.accept().await;
+            });
+            tiny_asyncio::yield_now().await;
+            assert!(running_selector("test").unwrap().watching() >= 1);
+            // Each job's wake comes from a pool thread, through the
+            // self-pipe; one lost wake would hang here (the watchdog fails).
+            let mut done = 0;
+            for i in 0..2_000u32 {
+                done += tiny_asyncio::run_in_executor(move || i % 2).await.unwrap();
+            }
+            done
+        })
+    });
+    assert_eq!(done, 1_000);
+}

@@ -79,9 +79,10 @@ struct Inner {
     /// The end other threads write a byte to (non-blocking: a full pipe
     /// means the loop is roused already, so a failed write is fine).
     wake_tx: UnixStream,
-    /// A byte is in the pipe, or about to be: later rousers skip the write
-    /// system call. Cleared by the selector *before* it drains the pipe,
-    /// so a rouse that comes after the drain always writes a fresh byte.
+    /// A byte is in the pipe, or about to be, or the selector is between
+    /// its drain and its look at the run queue: later rousers skip the
+    /// write system call. Lowered by the selector *after* it drains the
+    /// pipe (see step 3 of [`Selector::select`] for why in that order).
     roused: AtomicBool,
     /// What one `select` call reuses, so that the loop's idle allocates
     /// nothing in the steady state. Only the thread that selects (the
@@ -282,16 +283,23 @@ impl Selector {
             return Ok(0);
         }
 
-        // 3. A byte in the self-pipe only meant "wake up": drain it. The
-        //    flag goes down first, so a rouse from now on writes again.
+        // 3. A byte in the self-pipe only meant "wake up": drain it, then
+        //    lower the flag, so that a rouse from now on writes again. In
+        //    that order: lowered first, a rouse between the two would write
+        //    a byte the drain swallows, and leave the flag up over an empty
+        //    pipe, so that every later rouse skipped its write and the loop
+        //    slept through them. Drained first, a rouse in between skips
+        //    its write, and that is fine: the loop looks at its run queue
+        //    as soon as this select returns. (`swap`, not `store`: reading
+        //    the rouser's `true` makes the turn it queued visible to us.)
         if fds[0].revents != 0 {
-            self.inner.roused.store(false, Ordering::Release);
             let mut sink = [0u8; 64];
             while let Ok(n) = (&self.inner.wake_rx).read(&mut sink) {
                 if n == 0 {
                     break;
                 }
             }
+            self.inner.roused.swap(false, Ordering::AcqRel);
         }
 
         // 4. Take the wakers of the ready sockets out of the registry. An

@@ -1,7 +1,7 @@
 //! `TcpListener` and `TcpStream`: std's sockets, made non-blocking, with
 //! futures that wait on the loop's selector instead of the thread.
 //!
-//! Every socket operation here follows one pattern, [`Source::poll_io`]:
+//! Every socket operation here follows one pattern, `Source::poll_io`:
 //!
 //! 1. **Try** the operation on the non-blocking socket (std does the
 //!    system call).
