@@ -92,7 +92,12 @@ struct Inner {
 
 #[derive(Default)]
 struct Scratch {
+    /// The array handed to `poll(2)`: the self-pipe first, then one entry
+    /// per socket somebody waits on. Rebuilt on every select (the registry
+    /// may have changed since), but its allocation is kept.
     fds: Vec<PollFd>,
+    /// The wakers of the sockets found ready, taken out of the registry
+    /// under its lock and woken after it is released.
     wakers: Vec<Waker>,
 }
 
@@ -106,9 +111,12 @@ struct Registry {
     watching: usize,
 }
 
+/// One socket's waiters: at most one per direction (the latest).
 #[derive(Default)]
 struct Interest {
+    /// The task waiting to read (or accept), if any.
     read: Option<Waker>,
+    /// The task waiting for room to write, if any.
     write: Option<Waker>,
 }
 
@@ -168,8 +176,11 @@ impl Selector {
     /// Replaces the waker registered before for that socket and direction,
     /// if any: only the latest counts.
     pub fn register(&self, fd: RawFd, direction: Direction, waker: &Waker) {
+        // Decide under the lock; drop whatever we replace after it.
         let replaced = {
             let mut registry = self.registry();
+            // The socket's entry (made empty if it had none), then the slot
+            // of the one direction asked for: the other is left alone.
             let slot = registry.interests.entry(fd).or_default().slot(direction);
             match slot {
                 // The same task polled again with the same waker: nothing
@@ -196,6 +207,8 @@ impl Selector {
                 return;
             };
             let removed = interest.slot(direction).take();
+            // An entry with no waker in either direction would still be
+            // handed to `poll(2)` (with no events): remove it.
             if interest.is_empty() {
                 registry.interests.remove(&fd);
             }
@@ -279,6 +292,7 @@ impl Selector {
         // 2. Sleep in the kernel, without any lock held but our scratch:
         //    other threads register, forget and rouse meanwhile.
         let ready = sys::poll(fds, timeout)?;
+        // Zero: the timeout passed (or a signal came): nobody to wake.
         if ready == 0 {
             return Ok(0);
         }

@@ -108,9 +108,14 @@ impl Source {
     /// The running loop's selector, moving this socket's registration
     /// there if it was made in another loop ("follow the polling loop").
     fn attach(&mut self, operation: &str) -> io::Result<&Selector> {
+        // Panics outside a running loop, naming `operation`: waiting there
+        // would hang, since no loop would ever look at this socket.
         let current = running_selector(operation)?;
         if let Some(old) = &self.selector {
             if !old.same_selector(&current) {
+                // Registered with another loop's selector: leave it, so no
+                // waker of ours stays there (that loop may never look
+                // again, or may outlive us), and move here.
                 old.forget(self.fd);
             }
         }
@@ -126,6 +131,7 @@ impl Source {
         cx: &mut Context<'_>,
         mut attempt: impl FnMut() -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
+        // A loop only for `Interrupted`; every other outcome returns.
         loop {
             match attempt() {
                 // A signal interrupted the call: just try again.
@@ -293,13 +299,20 @@ impl Future for Accept<'_> {
     type Output = io::Result<(TcpStream, SocketAddr)>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every field of `Accept` is `Unpin` (a reference and a bool), so
+        // the pin can be looked through without `unsafe`.
         let this = &mut *self;
+        // Borrow the two halves of the listener apart: the closure below
+        // needs the socket while `poll_io` needs the source.
         let TcpListener { source, socket } = &mut *this.listener;
+        // A listening socket is "readable" when a connection waits in its
+        // backlog: `accept` then takes it without waiting.
         let poll = source.poll_io("TcpListener::accept", Direction::Read, cx, || {
             socket.accept()
         });
         match poll {
             Poll::Pending => {
+                // Remember it for `Drop`: our waker is in the selector now.
                 this.registered = true;
                 Poll::Pending
             }
@@ -352,7 +365,12 @@ impl TcpStream {
     where
         A: ToSocketAddrs + Send + 'static,
     {
+        // 1. The blocking part, on a pool thread. The job holds the loop's
+        //    `KeepAwake` (chapter 9), so a virtual clock waits for it.
         let job = run_in_executor(move || net::TcpStream::connect(addr));
+        // 2. Back on the loop: a connected socket, made non-blocking, or
+        //    the error explained. A pool that could not run the job (the
+        //    loop closing) is an error too, never a panic here.
         match job.await {
             Ok(Ok(socket)) => TcpStream::from_std(socket),
             Ok(Err(error)) => Err(explain(error, "TcpStream::connect")),
@@ -472,6 +490,10 @@ impl Future for ReadFuture<'_> {
         let this = &mut *self;
         let TcpStream { source, socket } = &mut *this.stream;
         let buf = &mut *this.buf;
+        // std's `read` on a non-blocking socket: some bytes, 0 at the end
+        // of the stream, or `WouldBlock` when nothing has arrived yet (then
+        // `poll_io` registers us and we wait). A read that finds data never
+        // touches the selector at all: the fast path is one system call.
         match source.poll_io("TcpStream::read", Direction::Read, cx, || socket.read(buf)) {
             Poll::Pending => {
                 this.registered = true;
@@ -508,6 +530,8 @@ impl Future for WriteFuture<'_> {
         let this = &mut *self;
         let TcpStream { source, socket } = &mut *this.stream;
         let buf = this.buf;
+        // The kernel copies what fits in the socket's send buffer and says
+        // how much; `WouldBlock` only when not a single byte fits.
         match source.poll_io("TcpStream::write", Direction::Write, cx, || {
             socket.write(buf)
         }) {
@@ -611,8 +635,13 @@ impl LineReader {
     /// A line longer than [`LINE_LIMIT`] (asyncio: `ValueError: Separator
     /// is not found, and chunk exceed the limit`), or the socket's error.
     pub async fn read_line(&mut self) -> io::Result<Vec<u8>> {
+        // How much of the buffer is known to hold no `\n`: each round looks
+        // only at the bytes that arrived since, so a long line costs one
+        // scan, not one per read.
         let mut searched = 0;
         loop {
+            // A whole line is buffered: hand it out (with its `\n`), keep
+            // the rest for the next call.
             if let Some(at) = self.buffer[searched..].iter().position(|&b| b == b'\n') {
                 let end = searched + at + 1;
                 return Ok(self.buffer.drain(..end).collect());
@@ -628,8 +657,11 @@ impl LineReader {
                     ),
                 ));
             }
+            // Not yet: wait for more bytes from the socket.
             let mut chunk = [0u8; 4096];
             let n = self.stream.read(&mut chunk).await?;
+            // The end of the stream: the last, unterminated line (maybe
+            // empty, which tells the caller that nothing is left).
             if n == 0 {
                 return Ok(std::mem::take(&mut self.buffer));
             }
