@@ -32,6 +32,7 @@ use super::task::Runnable;
 /// wakes happen on the loop thread, and a lock per wake was the biggest
 /// single cost of a wake.
 pub(super) struct Shared {
+    /// The half of the run queue that other threads push to.
     pub(super) queue: Mutex<RemoteQueue>,
     /// Whether `queue` may hold turns: lets a pass skip the lock when
     /// no other thread woke anything. Written under the lock.
@@ -54,7 +55,10 @@ pub(super) struct Shared {
     pub(super) trace: Recorder,
 }
 
+/// The locked half of the run queue, and the two flags that must change
+/// together with it.
 pub(super) struct RemoteQueue {
+    /// Turns queued by other threads, oldest first.
     pub(super) turns: VecDeque<Turn>,
     /// The loop thread is asleep (or about to be) on `signal`; whoever
     /// enqueues must notify it. Kept under the queue's lock, so "queue is
@@ -67,7 +71,12 @@ pub(super) struct RemoteQueue {
 
 /// One turn in the run queue: a task, or the main future.
 pub(super) enum Turn {
+    /// Poll the future given to `run_until_complete`. It has no task of its
+    /// own (it may borrow from the caller, so it cannot be `'static`), so
+    /// its turn is this marker, and `Shared::main_scheduled` keeps it
+    /// queued at most once.
     Main,
+    /// Run one turn of this task (the turn owns one reference to it).
     Task(Arc<dyn Runnable>),
 }
 
@@ -76,9 +85,16 @@ impl Shared {
     /// it sleeps. Never blocks for long, never polls: safe from any thread.
     pub(super) fn push(&self, turn: Turn) {
         // On the loop's own thread, while it runs: no lock, no wake-up.
-        let Err(turn) = LOCAL_QUEUE.with(|local| local.try_push(self, turn)) else {
+        // `try_with`, not `with`: a wake may come from a thread-local's
+        // destructor while its thread exits, after LOCAL_QUEUE is gone; then
+        // it is simply a wake from another thread, and takes the lock below.
+        let mut turn = Some(turn);
+        let _ = LOCAL_QUEUE.try_with(|local| local.try_push(self, &mut turn));
+        let Some(turn) = turn else {
             return;
         };
+        // From another thread (or a thread-local destructor): lock, push,
+        // and learn under the same lock whether the loop is asleep.
         let wake_loop = {
             let mut queue = lock(&self.queue);
             if queue.closed {
@@ -89,6 +105,7 @@ impl Shared {
                 std::mem::take(&mut queue.parked)
             }
         };
+        // Notify after unlocking: the loop, once awake, wants the lock first.
         if wake_loop {
             self.idler().rouse();
         }
@@ -114,23 +131,26 @@ impl Shared {
 /// The lock-free half of the run queue, for the loop running on this
 /// thread (one at most: loops do not nest).
 pub(super) struct LocalQueue {
-    /// The address of the running loop's `Shared`, or 0.
+    /// The address of the running loop's `Shared`, or 0. An address, not a
+    /// reference: only compared, never followed, so the local queue needs
+    /// no lifetime and no reference count for it.
     pub(super) owner: Cell<usize>,
+    /// Turns queued on this thread while its loop runs, oldest first.
     pub(super) turns: RefCell<VecDeque<Turn>>,
 }
 
 impl LocalQueue {
-    pub(super) fn try_push(&self, shared: &Shared, turn: Turn) -> Result<(), Turn> {
+    /// Takes `turn` into this local queue if it belongs to the loop that
+    /// runs on this thread; otherwise leaves it in place for the shared
+    /// queue.
+    pub(super) fn try_push(&self, shared: &Shared, turn: &mut Option<Turn>) {
         if self.owner.get() == std::ptr::from_ref(shared) as usize {
             let mut turns = self.turns.borrow_mut();
             // Keep FIFO across the two halves: a wake from another thread
             // that happened before this one (so its flag is visible here)
             // must run first. It costs one atomic load per local wake.
             shared.take_remote(&mut turns);
-            turns.push_back(turn);
-            Ok(())
-        } else {
-            Err(turn)
+            turns.extend(turn.take());
         }
     }
 }
@@ -147,7 +167,7 @@ thread_local! {
 
 /// Makes this thread's local queue serve a loop while it runs; afterwards,
 /// hands what is left in it to the shared queue, so that nothing queued is
-/// lost between two `run_until_complete` calls.
+/// lost between two `run_until_complete` calls, and the order is kept.
 pub(super) struct LocalQueueGuard<'a> {
     pub(super) shared: &'a Shared,
 }
@@ -166,8 +186,13 @@ impl Drop for LocalQueueGuard<'_> {
             std::mem::take(&mut *local.turns.borrow_mut())
         });
         if !leftovers.is_empty() {
+            // The leftovers go in *front* of what other threads queued: every
+            // local push first moved the remote turns queued before it, so
+            // whatever is still in the shared queue came after all of them.
+            let mut leftovers = leftovers;
             let mut queue = lock(&self.shared.queue);
-            queue.turns.extend(leftovers);
+            leftovers.append(&mut queue.turns);
+            queue.turns = leftovers;
             self.shared.has_remote.store(true, Ordering::Release);
         }
     }
