@@ -101,7 +101,7 @@ fn a_client_and_a_server_on_one_loop_talk_and_the_loop_time_does_not_move() {
 /// EX-5 in virtual time: ten clients, a server that answers each query
 /// after 1 s, all on one loop.
 #[test]
-fn ten_queries_to_a_server_that_answers_after_one_second_take_one_second_on_the_loop() {
+fn ex_5_ten_queries_to_a_server_that_answers_after_one_second_take_one_second_on_the_loop() {
     let (answers, at) = on_virtual_loop("EX-5", || async {
         let (mut listener, addr) = listener();
         spawn_detached(async move {
@@ -501,4 +501,59 @@ fn thousands_of_wakes_from_other_threads_all_reach_a_loop_asleep_in_poll() {
         })
     });
     assert_eq!(done, 1_000);
+}
+
+/// E002-6 for real: seed 002's three `fetch_url`, over HTTP/1.0 from a
+/// local server that delays each answer by 2 s, gathered.
+#[test]
+fn e002_6_three_gets_from_a_server_that_delays_two_seconds_take_two_seconds_in_input_order() {
+    let (bodies, sent, at) = on_virtual_loop("E002-6", || async {
+        let (mut listener, addr) = listener();
+        spawn_detached(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                spawn_detached(async move {
+                    let mut reader = LineReader::new(stream);
+                    let first = reader.read_line().await.unwrap();
+                    while reader.read_line().await.unwrap() != b"\r\n" {}
+                    let first = String::from_utf8(first).unwrap();
+                    let url = first.split_whitespace().nth(1).unwrap()[1..].to_string();
+                    sleep(secs(2)).await;
+                    let body = format!("{url} 데이터");
+                    let response = format!(
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    reader
+                        .get_mut()
+                        .write_all(response.as_bytes())
+                        .await
+                        .unwrap();
+                });
+            }
+        });
+        let fetches = ["google.com", "naver.com", "daum.net"].map(|url| async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let request = format!("GET /{url} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let sent = get_running_loop().time();
+            let response = String::from_utf8(read_to_end(&mut stream).await.unwrap()).unwrap();
+            let (_head, body) = response.split_once("\r\n\r\n").unwrap();
+            (body.to_string(), sent)
+        });
+        let results = gather(fetches).await;
+        let sent: Vec<Duration> = results.iter().map(|(_, sent)| *sent).collect();
+        let bodies: Vec<String> = results.into_iter().map(|(body, _)| body).collect();
+        (bodies, sent, get_running_loop().time())
+    });
+    assert_eq!(
+        bodies,
+        ["google.com 데이터", "naver.com 데이터", "daum.net 데이터"]
+    );
+    assert_eq!(
+        sent,
+        [Duration::ZERO; 3],
+        "the three requests go out at once"
+    );
+    assert_eq!(at, secs(2), "2 s, not 6");
 }

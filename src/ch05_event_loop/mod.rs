@@ -440,8 +440,11 @@ impl EventLoop {
     /// and the timers due there fire, their wakes landing in the local
     /// queue: the next pass runs them. With no deadline either, nothing
     /// could ever wake the loop: that is a deadlock, said as one. On a real
-    /// clock (or while outside work holds the clock), the loop sleeps on
-    /// its `Signal` until a push rouses it.
+    /// clock (or while outside work holds the clock), the loop sleeps in
+    /// its [`Idler`] (its `Signal`, or chapter 12's selector, which also
+    /// wakes tasks whose sockets are ready) until a push rouses it. With a
+    /// selector, the virtual clock also asks it to look before jumping,
+    /// and waits in it rather than report a deadlock while it watches.
     fn idle(&self) {
         let core = &*self.core;
         let clock = core.timer.clock();
