@@ -465,13 +465,25 @@ fn five_hundred_connections_on_one_loop_all_get_their_answers() {
                 });
             }
         });
-        let clients = (0u64..500).map(|i| async move {
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            stream.write_all(&i.to_le_bytes()).await.unwrap();
-            let mut buf = [0u8; 8];
-            read_exact(&mut stream, &mut buf).await.unwrap();
-            u64::from_le_bytes(buf)
-        });
+        // Connected one after the other: a burst of 500 connects at once
+        // would overflow the listen backlog (std asks for 128, asyncio's
+        // start_server for 100), and the kernel would drop SYNs for the
+        // client to resend a second later (real time; the virtual clock
+        // holds still meanwhile, so the test would pass, slowly).
+        let mut streams = Vec::new();
+        for _ in 0..500 {
+            streams.push(TcpStream::connect(addr).await.unwrap());
+        }
+        // Then all 500 open at once, each waiting for its answer.
+        let clients = streams
+            .into_iter()
+            .zip(0u64..)
+            .map(|(mut stream, i)| async move {
+                stream.write_all(&i.to_le_bytes()).await.unwrap();
+                let mut buf = [0u8; 8];
+                read_exact(&mut stream, &mut buf).await.unwrap();
+                u64::from_le_bytes(buf)
+            });
         let answers = gather(clients).await;
         assert_eq!(get_running_loop().time(), secs(1));
         answers
