@@ -25,6 +25,11 @@
 //! * W7 `docs`: E000-4 itself: three tasks of 3, 2 and 1 one-second sleeps
 //!   take 3 s; how far past 3 s?
 //! * W8 `gather`: waiting for 100,000 children at once.
+//! * W11 `echo`: 100 connections each doing 1,000 round trips of 64 bytes
+//!   with an echo server on the same loop, over loopback sockets: what one
+//!   round trip through the selector costs when many are in flight.
+//! * W12 `latency`: one connection, 10,000 round trips: how long one
+//!   request waits for its answer when it is alone (median and p99).
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -50,6 +55,10 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("precision", w6_precision),
     ("docs", w7_docs),
     ("gather", w8_gather),
+    #[cfg(unix)]
+    ("echo", w11_echo),
+    #[cfg(unix)]
+    ("latency", w12_latency),
 ];
 
 /// The command line: `--help` and an optional workload name.
@@ -376,5 +385,135 @@ fn w8_gather() -> (f64, String) {
     (
         wall_s,
         format!("ns_per_child={:.0}", wall_s * 1e9 / N as f64),
+    )
+}
+
+/// The echo server of W11 and W12, on the running loop: it accepts
+/// `connections` clients and echoes every byte back until each hangs up.
+#[cfg(unix)]
+fn spawn_echo_server(connections: usize) -> std::net::SocketAddr {
+    use tiny_asyncio::TcpListener;
+    let mut listener = TcpListener::bind("127.0.0.1:0").expect("bench: bind the echo server");
+    let addr = listener
+        .local_addr()
+        .expect("bench: the echo server's address");
+    drop(spawn(async move {
+        for _ in 0..connections {
+            let (mut stream, _) = listener.accept().await.expect("bench: accept");
+            stream.set_nodelay(true).expect("bench: nodelay");
+            drop(spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut buf).await.expect("bench: server read");
+                    if n == 0 {
+                        return;
+                    }
+                    stream
+                        .write_all(&buf[..n])
+                        .await
+                        .expect("bench: server write");
+                }
+            }));
+        }
+    }));
+    addr
+}
+
+/// One client round trip of W11 and W12: write `message`, read it back.
+#[cfg(unix)]
+async fn round_trip(stream: &mut tiny_asyncio::TcpStream, message: &[u8], buf: &mut [u8]) {
+    stream
+        .write_all(message)
+        .await
+        .expect("bench: client write");
+    let mut got = 0;
+    while got < message.len() {
+        let n = stream
+            .read(&mut buf[got..message.len()])
+            .await
+            .expect("bench: client read");
+        assert!(n > 0, "bench: the echo server hung up");
+        got += n;
+    }
+}
+
+/// W11: 100 connections x 1,000 round trips of 64 bytes, the echo server
+/// on the same loop as the clients.
+#[cfg(unix)]
+fn w11_echo() -> (f64, String) {
+    use tiny_asyncio::TcpStream;
+    const CONNECTIONS: usize = 100;
+    const ROUND_TRIPS: usize = 1_000;
+    let wall = in_task(async {
+        let addr = spawn_echo_server(CONNECTIONS);
+        // Connect first (on the pool, not timed: W11 is about round trips).
+        let mut streams = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let stream = TcpStream::connect(addr).await.expect("bench: connect");
+            stream.set_nodelay(true).expect("bench: nodelay");
+            streams.push(stream);
+        }
+        let start = Instant::now();
+        let clients: Vec<_> = streams
+            .into_iter()
+            .map(|mut stream| {
+                spawn(async move {
+                    let message = [7u8; 64];
+                    let mut buf = [0u8; 64];
+                    for _ in 0..ROUND_TRIPS {
+                        round_trip(&mut stream, &message, &mut buf).await;
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.expect("a W11 client failed");
+        }
+        start.elapsed()
+    });
+    let wall_s = wall.as_secs_f64();
+    let trips = (CONNECTIONS * ROUND_TRIPS) as f64;
+    (
+        wall_s,
+        format!(
+            "ns_per_rt={:.0} rt_per_s={:.0}",
+            wall_s * 1e9 / trips,
+            trips / wall_s
+        ),
+    )
+}
+
+/// W12: one connection, 10,000 round trips of 64 bytes, each timed.
+#[cfg(unix)]
+fn w12_latency() -> (f64, String) {
+    use tiny_asyncio::TcpStream;
+    const ROUND_TRIPS: usize = 10_000;
+    let (wall, mut each) = in_task(async {
+        let addr = spawn_echo_server(1);
+        let mut stream = TcpStream::connect(addr).await.expect("bench: connect");
+        stream.set_nodelay(true).expect("bench: nodelay");
+        let message = [7u8; 64];
+        let mut buf = [0u8; 64];
+        let mut each = Vec::with_capacity(ROUND_TRIPS);
+        let start = Instant::now();
+        for _ in 0..ROUND_TRIPS {
+            let before = Instant::now();
+            round_trip(&mut stream, &message, &mut buf).await;
+            each.push(before.elapsed());
+        }
+        (start.elapsed(), each)
+    });
+    let mean = each.iter().sum::<Duration>() / ROUND_TRIPS as u32;
+    each.sort_unstable();
+    let at = |q: f64| each[((each.len() as f64 * q) as usize).min(each.len() - 1)];
+    (
+        wall.as_secs_f64(),
+        format!(
+            "median_us={:.1} p99_us={:.1} mean_us={:.1} max_us={:.1}",
+            at(0.5).as_secs_f64() * 1e6,
+            at(0.99).as_secs_f64() * 1e6,
+            mean.as_secs_f64() * 1e6,
+            each[each.len() - 1].as_secs_f64() * 1e6
+        ),
     )
 }
