@@ -46,87 +46,60 @@ mod unix {
     use std::thread;
     use std::time::{Duration, Instant};
 
-    use super::common::{
-        exit_if_picture_failed, say, short_pool_names, unit_from_args, units, usage_error,
-    };
-    use tiny_asyncio::timeline::PictureArgs;
+    use super::common::{exit_if_picture_failed, say, short_pool_names, units};
+    use tiny_asyncio::cli::{Cli, Opt};
     use tiny_asyncio::{
         EventLoop, LineReader, TcpListener, TcpStream, gather, get_running_loop, sleep, spawn,
     };
 
-    const USAGE: &str = "cargo run --example ch12 [-- --unit-ms N] [--timeline] [--svg FILE] \
-                         [--echo [--port N] [--echo-for-ms N]]";
+    /// The example's command line: the common arguments, and the echo
+    /// server's own.
+    const CLI: Cli = Cli::new("ch12", "EX-5 and E002-6 over real sockets on 127.0.0.1")
+        .unit(Duration::from_secs(1))
+        .pictures()
+        .options(&[
+            Opt {
+                flag: "--echo",
+                values: &[],
+                help: "run an echo server on 127.0.0.1 instead (try `nc 127.0.0.1 7777`)",
+            },
+            Opt {
+                flag: "--port",
+                values: &["N"],
+                help: "the echo server's port (default 7777)",
+            },
+            Opt {
+                flag: "--echo-for-ms",
+                values: &["N"],
+                help: "stop the echo server after N ms",
+            },
+        ]);
 
     const URLS: [&str; 3] = ["google.com", "naver.com", "daum.net"];
 
-    /// What the command line asked for, beyond the pictures.
-    struct Args {
-        unit: Duration,
-        /// `--echo`: run the echo server instead of the story.
-        echo: bool,
-        port: u16,
-        /// `--echo-for-ms N`: stop the echo server after N ms.
-        echo_for: Option<Duration>,
-    }
-
-    fn parse(rest: Vec<String>) -> Args {
-        let mut echo = false;
-        let mut port = 7777;
-        let mut echo_for = None;
-        let mut left = Vec::new();
-        let mut args = rest.into_iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--help" | "-h" => {
-                    println!("usage: {USAGE}");
-                    println!();
-                    println!("  --unit-ms N       the documents' second, in ms (default 1000)");
-                    println!("  --timeline        draw the clients' loop in the terminal");
-                    println!("  --svg FILE        write the picture as SVG");
-                    println!("  --echo            run an echo server on 127.0.0.1 instead");
-                    println!("  --port N          the echo server's port (default 7777)");
-                    println!("  --echo-for-ms N   stop the echo server after N ms");
-                    std::process::exit(0);
-                }
-                "--echo" => echo = true,
-                "--port" => {
-                    let value = args.next().unwrap_or_default();
-                    port = value.parse().unwrap_or_else(|_| {
-                        usage_error(
-                            format!("`--port` expects a port number, got `{value}`"),
-                            USAGE,
-                        )
-                    });
-                }
-                "--echo-for-ms" => {
-                    let value = args.next().unwrap_or_default();
-                    let ms: u64 = value.parse().unwrap_or_else(|_| {
-                        usage_error(
-                            format!("`--echo-for-ms` expects milliseconds, got `{value}`"),
-                            USAGE,
-                        )
-                    });
-                    echo_for = Some(Duration::from_millis(ms));
-                }
-                _ => left.push(arg),
-            }
-        }
-        if !echo && (echo_for.is_some() || port != 7777) {
-            usage_error("`--port` and `--echo-for-ms` go with `--echo`", USAGE);
-        }
-        Args {
-            unit: unit_from_args(left, USAGE),
-            echo,
-            port,
-            echo_for,
-        }
-    }
-
     pub fn main() {
-        let (picture, rest) = PictureArgs::from_env_split();
-        let args = parse(rest);
-        if args.echo {
-            echo_server(args.port, args.echo_for);
+        let args = CLI.from_env();
+        let picture = args.picture.clone();
+        let echo = args.has("--echo");
+        let port: u16 = match args.value("--port") {
+            None => 7777,
+            Some(value) => value.parse().unwrap_or_else(|_| {
+                CLI.refuse(format!("`--port` expects a port number, got `{value}`"))
+            }),
+        };
+        let echo_for = args.value("--echo-for-ms").map(|value| {
+            let ms: u64 = value.parse().unwrap_or_else(|_| {
+                CLI.refuse(format!(
+                    "`--echo-for-ms` expects milliseconds, got `{value}`"
+                ))
+            });
+            Duration::from_millis(ms)
+        });
+        if !echo && (echo_for.is_some() || args.value("--port").is_some()) {
+            CLI.refuse("`--port` and `--echo-for-ms` go with `--echo`");
+        }
+        if echo {
+            echo_server(port, echo_for);
             return;
         }
         let unit = args.unit;

@@ -1,4 +1,4 @@
-//! # Chapter 12 — waiting on sockets: a selector, `TcpListener`, `TcpStream`
+//! # Chapter 12 — waiting on sockets: a selector, `TcpListener` and `TcpStream`
 //!
 //! **The question.** asyncio exists for I/O. The documents motivate every
 //! chapter with a server whose requests wait on a database or an API, and
