@@ -21,9 +21,26 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use tiny_asyncio::ch13_raw_task::{header_bytes, task_bytes};
+use tiny_asyncio::cli::{Cli, Opt};
 use tiny_asyncio::{JoinHandle, run};
 
-const USAGE: &str = "cargo run --example ch13 [-- --tasks N] [--rounds R]";
+/// The example's command line (`--help` lists it).
+const CLI: Cli = Cli::new(
+    "ch13",
+    "chapter 13's one-allocation task beside chapter 5's: layout, allocations per spawn, W1 side by side",
+)
+.options(&[
+    Opt {
+        flag: "--tasks",
+        values: &["N"],
+        help: "tasks per W1 round (default 100000)",
+    },
+    Opt {
+        flag: "--rounds",
+        values: &["R"],
+        help: "W1 rounds per task kind, alternating (default 3)",
+    },
+]);
 
 // ----------------------------------------------------- counting allocator
 
@@ -166,37 +183,22 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// `--tasks N` and `--rounds R`, or a message and exit code 2.
+/// `--tasks N` and `--rounds R` (or the defaults); anything else is
+/// refused with exit code 2, `--help` prints the usage.
 fn parse_args() -> (u64, usize) {
-    let mut tasks = 100_000;
-    let mut rounds = 3;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut number = |name: &str| -> u64 {
-            match args.next().and_then(|v| v.parse().ok()) {
-                Some(v) if v > 0 => v,
-                _ => {
-                    eprintln!("ch13: {name} needs a positive number\nusage: {USAGE}");
-                    std::process::exit(2);
-                }
-            }
-        };
-        match arg.as_str() {
-            "--help" | "-h" => {
-                println!("usage: {USAGE}");
-                println!("  --tasks N   tasks per round (default 100000)");
-                println!("  --rounds R  rounds per task kind, alternating (default 3)");
-                std::process::exit(0);
-            }
-            "--tasks" => tasks = number("--tasks"),
-            "--rounds" => rounds = number("--rounds") as usize,
-            other => {
-                eprintln!("ch13: unknown argument {other:?}\nusage: {USAGE}");
-                std::process::exit(2);
-            }
+    let args = CLI.from_env();
+    let number = |flag: &str, default: u64| -> u64 {
+        match args.value(flag) {
+            None => default,
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if n > 0 => n,
+                _ => CLI.refuse(format!(
+                    "{flag} needs a positive whole number, not {text:?}"
+                )),
+            },
         }
-    }
-    (tasks, rounds)
+    };
+    (number("--tasks", 100_000), number("--rounds", 3) as usize)
 }
 
 fn main() {

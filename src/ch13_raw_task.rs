@@ -1,4 +1,4 @@
-//! # Chapter 13 — a task in one allocation: how production runtimes spawn
+//! # Chapter 13 — a task in one allocation: how production runtimes spawn, and how we know it is sound
 //!
 //! **The question.** Chapter 5's task is safe and readable, and it costs two
 //! allocations: the task (header, a `Mutex` around the stage, the awaiter's

@@ -111,7 +111,7 @@ pub use running::{
     Handle, NoRunningLoop, YieldNow, expect_running_loop, get_running_loop, spawn_detached,
     try_running_loop, yield_now,
 };
-pub use seams::{KeepAwake, TraceSink};
+pub use seams::{Idler, KeepAwake, TraceSink};
 pub use task::{TaskFailure, TaskRef, panic_message};
 
 use std::any::Any;
@@ -123,7 +123,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -142,17 +142,30 @@ pub(crate) use seams::{Runner, RunningAs, on_loop_thread_of, wake_source};
 pub(crate) use task::{Header, Joinable, Runnable, catch_reporting};
 
 /// The loop's own state, used only on the loop thread.
+///
+/// `Cell`s and `RefCell`s, not atomics and locks: only the loop's thread
+/// ever touches this part (the `EventLoop` and its `Handle`s are not
+/// `Send`). What other threads need lives in `shared`.
 pub(crate) struct LoopCore {
+    /// The run queue and what wakes from any thread need (`run_queue.rs`).
     shared: Arc<Shared>,
+    /// Chapter 4's timer, on this loop's clock: `sleep` registers here.
     timer: Timer,
-    /// Every live task, so that closing the loop can drop them all.
+    /// Every live task, so that closing the loop can drop them all. A task
+    /// knows its index (`Header::slot`); `None` marks an index that is free.
     tasks: RefCell<Vec<Option<Arc<dyn Runnable>>>>,
-    /// Slots of finished tasks, to reuse (`u32`s, as `Header::slot`).
+    /// The free indices of `tasks`, reused before the list grows (`u32`s,
+    /// as `Header::slot`).
     free_slots: RefCell<Vec<u32>>,
+    /// How many entries of `tasks` are `Some` (what `live_tasks()` says).
     live_tasks: Cell<usize>,
+    /// The number of the last task spawned (the next one gets one more).
     next_id: Cell<u64>,
+    /// Inside `run_until_complete` right now (for the loop's repr).
     running: Cell<bool>,
+    /// Closed: no new tasks or resources, every task dropped.
     closed: Cell<bool>,
+    /// Counters for `stats()`: task polls, and passes over the queue.
     polls: Cell<u64>,
     passes: Cell<u64>,
     /// Things later chapters attach to a loop (chapter 9's default thread
@@ -261,6 +274,7 @@ impl EventLoop {
             has_remote: AtomicBool::new(false),
             main_scheduled: AtomicBool::new(false),
             signal: Signal::new(),
+            idler: OnceLock::new(),
             outside_work: AtomicUsize::new(0),
             clock: clock.clone(),
             trace: Recorder::new(),
@@ -401,6 +415,18 @@ impl EventLoop {
 
     /// Nothing is queued: wait for a wake, or (virtual clock) jump to the
     /// next deadline.
+    ///
+    /// The virtual clock may jump only when nothing at all can happen
+    /// without it: the queue is empty *and* no outside work is under way
+    /// (a `KeepAwake`). Then time moves straight to the earliest deadline
+    /// and the timers due there fire, their wakes landing in the local
+    /// queue: the next pass runs them. With no deadline either, nothing
+    /// could ever wake the loop: that is a deadlock, said as one. On a real
+    /// clock (or while outside work holds the clock), the loop sleeps in
+    /// its [`Idler`] (its `Signal`, or chapter 12's selector, which also
+    /// wakes tasks whose sockets are ready) until a push rouses it. With a
+    /// selector, the virtual clock also asks it to look before jumping,
+    /// and waits in it rather than report a deadlock while it watches.
     fn idle(&self) {
         let core = &*self.core;
         let clock = core.timer.clock();
@@ -413,6 +439,11 @@ impl EventLoop {
             if !lock(&core.shared.queue).turns.is_empty() {
                 return;
             }
+            // Nor may time pass while a socket has something to say: ask
+            // the idler (chapter 12's selector) to look, without waiting.
+            if core.shared.idler().look() > 0 {
+                return;
+            }
             {
                 match core.timer.next_deadline() {
                     Some(deadline) => {
@@ -421,6 +452,8 @@ impl EventLoop {
                         core.timer.fire_due();
                         return;
                     }
+                    // No timer, but a socket may still wake a task: wait for it.
+                    None if core.shared.idler().is_watching() => {}
                     None => {
                         let queue = lock(&core.shared.queue);
                         if queue.turns.is_empty() {
@@ -445,7 +478,7 @@ impl EventLoop {
             }
             queue.parked = true;
         }
-        core.shared.signal.wait();
+        core.shared.idler().wait();
     }
 
     /// Closes the loop: drops every unfinished task's future (exactly once)

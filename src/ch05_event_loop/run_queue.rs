@@ -13,8 +13,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use crate::ch03_waker::{Signal, lock};
 use crate::ch04_timer::Clock;
@@ -32,14 +32,20 @@ use super::task::Runnable;
 /// wakes happen on the loop thread, and a lock per wake was the biggest
 /// single cost of a wake.
 pub(crate) struct Shared {
+    /// The half of the run queue that other threads push to.
     pub(super) queue: Mutex<RemoteQueue>,
     /// Whether `queue` may hold turns: lets a pass skip the lock when
     /// no other thread woke anything. Written under the lock.
     pub(super) has_remote: AtomicBool,
     /// The main future is queued (at most once, like a task).
     pub(super) main_scheduled: AtomicBool,
-    /// Where the loop thread sleeps when it has nothing to do.
+    /// Where the loop thread sleeps when it has nothing to do, unless an
+    /// idler is installed below.
     pub(super) signal: Signal,
+    /// How the loop idles, if not on `signal`: set at most once (chapter
+    /// 12's selector, see [`Idler`](super::Idler)); read through
+    /// `Shared::idler`.
+    pub(super) idler: OnceLock<Box<dyn super::Idler>>,
     /// Outside work that has promised to wake a task (see [`KeepAwake`]).
     pub(super) outside_work: AtomicUsize,
     /// The loop's clock, for timestamps of trace records.
@@ -49,7 +55,10 @@ pub(crate) struct Shared {
     pub(super) trace: Recorder,
 }
 
+/// The locked half of the run queue, and the two flags that must change
+/// together with it.
 pub(super) struct RemoteQueue {
+    /// Turns queued by other threads, oldest first.
     pub(super) turns: VecDeque<Turn>,
     /// The loop thread is asleep (or about to be) on `signal`; whoever
     /// enqueues must notify it. Kept under the queue's lock, so "queue is
@@ -62,7 +71,12 @@ pub(super) struct RemoteQueue {
 
 /// One turn in the run queue: a task, or the main future.
 pub(crate) enum Turn {
+    /// Poll the future given to `run_until_complete`. It has no task of its
+    /// own (it may borrow from the caller, so it cannot be `'static`), so
+    /// its turn is this marker, and `Shared::main_scheduled` keeps it
+    /// queued at most once.
     Main,
+    /// Run one turn of this task (the turn owns one reference to it).
     Task(Arc<dyn Runnable>),
 }
 
@@ -79,6 +93,8 @@ impl Shared {
         let Some(turn) = turn else {
             return;
         };
+        // From another thread (or a thread-local destructor): lock, push,
+        // and learn under the same lock whether the loop is asleep.
         let wake_loop = {
             let mut queue = lock(&self.queue);
             if queue.closed {
@@ -89,8 +105,9 @@ impl Shared {
                 std::mem::take(&mut queue.parked)
             }
         };
+        // Notify after unlocking: the loop, once awake, wants the lock first.
         if wake_loop {
-            self.signal.notify();
+            self.idler().rouse();
         }
     }
 
@@ -114,8 +131,11 @@ impl Shared {
 /// The lock-free half of the run queue, for the loop running on this
 /// thread (one at most: loops do not nest).
 pub(super) struct LocalQueue {
-    /// The address of the running loop's `Shared`, or 0.
+    /// The address of the running loop's `Shared`, or 0. An address, not a
+    /// reference: only compared, never followed, so the local queue needs
+    /// no lifetime and no reference count for it.
     pub(super) owner: Cell<usize>,
+    /// Turns queued on this thread while its loop runs, oldest first.
     pub(super) turns: RefCell<VecDeque<Turn>>,
 }
 
