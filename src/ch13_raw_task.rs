@@ -64,10 +64,10 @@
 //!
 //! **Its limits.** The loop still sees the task as `Arc<dyn Runnable>` (a
 //! fat pointer: 16 bytes in the run queue and in the list of live tasks),
-//! and chapter 6's `JoinHandle` is still 32 bytes. A task with its own
-//! reference count and vtable pointer in the header (async-task, tokio)
-//! makes both one pointer; that is the next step, and `CHAPTERS.md` says
-//! what it adds.
+//! and chapter 6's `JoinHandle` is two words (16 bytes). A task with its
+//! own reference count and vtable pointer in the header (async-task,
+//! tokio) makes each of them one pointer; that is the next step, and
+//! `CHAPTERS.md` says what it adds.
 //!
 //! [`state`]: crate::ch05_event_loop::state
 
