@@ -27,6 +27,7 @@ pub mod ch07_gather;
 pub mod ch08_timeout;
 pub mod ch09_pool;
 pub mod ch10_measure;
+pub mod ch11_sync;
 
 // Appendix modules, outside the chapter order. They depend on no chapter:
 // `trace` records what an event loop does (chapter 5 reports to it), and
@@ -43,6 +44,10 @@ pub use ch06_join::{JoinError, JoinHandle, spawn};
 pub use ch07_gather::{ReturnWhen, as_completed, gather, try_gather, wait};
 pub use ch08_timeout::{Elapsed, timeout, timeout_at};
 pub use ch09_pool::{ThreadPool, run_in_executor};
+pub use ch11_sync::{
+    Event, Lock, LockGuard, Queue, QueueEmpty, QueueFull, Semaphore, SemaphorePermit, TaskGroup,
+    TaskGroupError,
+};
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
 /// the reading guide cannot drift away from the code.
