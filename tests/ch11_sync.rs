@@ -105,8 +105,7 @@ fn ex3_a_loop_of_awaits_takes_two_hundred_seconds() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn ex4_producer_and_consumer_over_a_queue_of_two_every_item_once_in_order_join_at_thirty_seconds()
-{
+fn ex4_producer_and_consumer_over_a_queue_of_two_every_item_once_in_order_join_at_thirty_seconds() {
     let event_loop = EventLoop::with_virtual_clock();
     let journal = Journal::default();
     let queue = Arc::new(Queue::new(2));
@@ -146,7 +145,11 @@ fn ex4_producer_and_consumer_over_a_queue_of_two_every_item_once_in_order_join_a
             (journal.lines(), put_waits, joined_at)
         }
     });
-    assert_eq!(joined_at, secs(30), "join when the last item is done: 10 × 3 s");
+    assert_eq!(
+        joined_at,
+        secs(30),
+        "join when the last item is done: 10 × 3 s"
+    );
     // Every item once, in order, one every 3 s.
     for item in 0..10u64 {
         assert_eq!(journal.at(&format!("got {item}")), secs(3 * item));
@@ -160,7 +163,10 @@ fn ex4_producer_and_consumer_over_a_queue_of_two_every_item_once_in_order_join_a
     // the consumer to take one.
     let two = secs(2);
     let zero = Duration::ZERO;
-    assert_eq!(put_waits, [zero, zero, zero, zero, two, two, two, two, two, two]);
+    assert_eq!(
+        put_waits,
+        [zero, zero, zero, zero, two, two, two, two, two, two]
+    );
     assert_eq!(journal.at("put 9"), secs(21), "put when item 7 is got");
     assert_eq!(queue.unfinished(), 0);
 }
@@ -439,7 +445,10 @@ fn task_done_called_too_often_panics_as_asyncios_value_error() {
     queue.task_done();
     let message = panic_text(|| queue.task_done());
     assert!(message.contains("Queue::task_done"), "{message}");
-    assert!(message.contains("task_done() called too many times"), "{message}");
+    assert!(
+        message.contains("task_done() called too many times"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -547,14 +556,22 @@ fn a_failing_child_cancels_its_siblings_at_once_and_join_reports_it() {
             "slow"
         });
         let error = group.join().await.unwrap_err();
-        assert_eq!(now(), secs(1), "join returns when the siblings are cancelled");
+        assert_eq!(
+            now(),
+            secs(1),
+            "join returns when the siblings are cancelled"
+        );
         assert_eq!(error.failures().len(), 1);
         assert_eq!(
             error.failures()[0].panic_message().as_deref(),
             Some("planned: a failed")
         );
         assert_eq!(error.failures()[0].task_id(), failing.id());
-        assert!(error.to_string().starts_with("unhandled errors in a TaskGroup (1 sub-exception)"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("unhandled errors in a TaskGroup (1 sub-exception)")
+        );
         assert_eq!(quick.await.unwrap(), "quick");
         assert_eq!(
             failing.await.unwrap_err().panic_message().as_deref(),
@@ -716,16 +733,43 @@ fn a_panicking_waker_does_not_strand_the_other_waiters_of_an_event() {
     let (good, good_waker) = test_waker(false);
     let mut first = Box::pin(event.wait());
     let mut second = Box::pin(event.wait());
-    assert!(first.as_mut().poll(&mut Context::from_waker(&bad_waker)).is_pending());
-    assert!(second.as_mut().poll(&mut Context::from_waker(&good_waker)).is_pending());
+    assert!(
+        first
+            .as_mut()
+            .poll(&mut Context::from_waker(&bad_waker))
+            .is_pending()
+    );
+    assert!(
+        second
+            .as_mut()
+            .poll(&mut Context::from_waker(&good_waker))
+            .is_pending()
+    );
     let message = panic_text(|| event.set());
-    assert_eq!(message, "planned: the waker panics", "the panic reaches set's caller");
+    assert_eq!(
+        message, "planned: the waker panics",
+        "the panic reaches set's caller"
+    );
     assert_eq!(bad.wakes.load(SeqCst), 1);
-    assert_eq!(good.wakes.load(SeqCst), 1, "the second waiter was still woken");
+    assert_eq!(
+        good.wakes.load(SeqCst),
+        1,
+        "the second waiter was still woken"
+    );
     assert!(event.is_set());
     let noop = Waker::noop();
-    assert!(first.as_mut().poll(&mut Context::from_waker(noop)).is_ready());
-    assert!(second.as_mut().poll(&mut Context::from_waker(noop)).is_ready());
+    assert!(
+        first
+            .as_mut()
+            .poll(&mut Context::from_waker(noop))
+            .is_ready()
+    );
+    assert!(
+        second
+            .as_mut()
+            .poll(&mut Context::from_waker(noop))
+            .is_ready()
+    );
 }
 
 #[test]
@@ -735,12 +779,20 @@ fn a_panicking_waker_leaves_the_lock_handed_to_its_waiter() {
     let guard = lock.try_lock().unwrap();
     let (_, bad_waker) = test_waker(true);
     let mut waiter = Box::pin(lock.lock());
-    assert!(waiter.as_mut().poll(&mut Context::from_waker(&bad_waker)).is_pending());
+    assert!(
+        waiter
+            .as_mut()
+            .poll(&mut Context::from_waker(&bad_waker))
+            .is_pending()
+    );
     let message = panic_text(move || drop(guard));
     assert_eq!(message, "planned: the waker panics");
     // The state was consistent before the waker ran: the lock is the waiter's.
     assert!(lock.locked());
-    let Poll::Ready(guard) = waiter.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
+    let Poll::Ready(guard) = waiter
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    else {
         panic!("the waiter was handed the lock");
     };
     drop(guard);
@@ -774,9 +826,18 @@ fn a_waker_may_call_back_into_the_semaphore_that_wakes_it() {
     let waker = Waker::from(reentrant.clone());
     let held = sem.try_acquire().unwrap();
     let mut waiter = Box::pin(sem.acquire());
-    assert!(waiter.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(
+        waiter
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
     drop(held); // wakes the waker, which looks at the semaphore: no deadlock
-    assert_eq!(reentrant.took.load(SeqCst), 0, "the permit was handed to the waiter");
+    assert_eq!(
+        reentrant.took.load(SeqCst),
+        0,
+        "the permit was handed to the waiter"
+    );
     let Poll::Ready(permit) = waiter.as_mut().poll(&mut Context::from_waker(&waker)) else {
         panic!("the waiter was handed the permit");
     };

@@ -283,6 +283,8 @@ impl Drop for LockGuard<'_> {
 
 impl fmt::Debug for LockGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard").field("turn", &self.turn).finish()
+        f.debug_struct("LockGuard")
+            .field("turn", &self.turn)
+            .finish()
     }
 }

@@ -378,10 +378,9 @@ impl<T> Future for QueuePut<'_, T> {
                 return Poll::Pending;
             }
         };
-        let item = this
-            .item
-            .take()
-            .expect("QueuePut polled after it returned: a finished future must not be polled again");
+        let item = this.item.take().expect(
+            "QueuePut polled after it returned: a finished future must not be polled again",
+        );
         let waker = state.push(item);
         drop(state);
         drop(stale);

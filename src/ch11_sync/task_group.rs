@@ -323,7 +323,9 @@ impl Future for TaskGroupJoin<'_> {
         let mut state = lock(&this.group.shared);
         if !this.started {
             let complaint = if state.joined {
-                Some("the group was joined already; a group is joined once, as an `async with` block exits once")
+                Some(
+                    "the group was joined already; a group is joined once, as an `async with` block exits once",
+                )
             } else if state.joining {
                 Some("another join of this group is waiting; only one task may join a group")
             } else {
