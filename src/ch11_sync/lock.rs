@@ -1,7 +1,7 @@
 //! `Lock`: asyncio's `asyncio.Lock`, one flag and the list of waiters.
 //!
 //! The smallest case of the chapter's idea. The state is one bool,
-//! `locked`; a task that finds it set queues in the [`WaitList`] and
+//! `locked`; a task that finds it set queues in the `WaitList` and
 //! returns `Pending`. Releasing does not set the flag back while someone
 //! waits: it **hands the lock** to the first waiter (the lock stays
 //! locked, owned now by that waiter) and wakes it. So between the release
@@ -11,6 +11,24 @@
 //! One invariant makes the fast path right: *unlocked means nobody waits*
 //! (a release with waiters never unlocks). So a `lock()` that finds the
 //! lock free may take it at once without looking at the list.
+//!
+//! **One wait, step by step.** Task A holds the lock; B and C want it.
+//!
+//! 1. B polls `lock()`: locked, so B's waker goes to the back of the list
+//!    (node 0) and B returns `Pending`. C does the same (node 1).
+//! 2. A drops its guard. The list is not empty, so the lock is *not*
+//!    unlocked: node 0 is marked notified, its waker taken out, the lock
+//!    left locked (now B's), and only then, with our mutex released, B's
+//!    waker is woken: B's task joins the back of the run queue.
+//! 3. Meanwhile, before B's task runs, D calls `try_lock()`: locked, so
+//!    `None`. (Had A's release unlocked, D would have taken the lock from
+//!    B, which waited first: that is barging.)
+//! 4. B's task runs, polls its `LockFuture` again, sees node 0 notified:
+//!    frees the node and returns the guard. It never had to *take* the
+//!    lock: it was given it.
+//! 5. Had B been aborted before step 4, its `LockFuture` would have been
+//!    dropped with node 0 notified, and its `Drop` would hand the lock on
+//!    to node 1 (C), exactly as a release does.
 //!
 //! Like asyncio's, this lock guards no data: it is a turn to take, and
 //! what it protects is whatever the tasks agree it protects (tokio's
@@ -189,10 +207,15 @@ impl<'a> Future for LockFuture<'a> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LockGuard<'a>> {
         // Every field is `Unpin`, so the future is too: no pinning to mind.
         let this = self.get_mut();
+        // Everything below happens under the lock's own mutex, held for a
+        // few instructions: no waker is woken or dropped while it is held
+        // (stale wakers are dropped after it, see `remove`).
         let mut state = lock(&this.lock.state);
         let Some(id) = this.waiter else {
             // First poll. Free means nobody waits (the invariant), so take
-            // it; else queue at the back.
+            // it; else queue at the back. Queuing is the whole of
+            // "waiting": the waker is the only thing that will bring this
+            // task back, and only a release will wake it.
             if !state.locked {
                 state.locked = true;
                 state.turn += 1;
@@ -228,6 +251,11 @@ impl<'a> Future for LockFuture<'a> {
 }
 
 impl Drop for LockFuture<'_> {
+    /// A waiter that gives up (a timeout, an abort, a `select`-like race
+    /// that chose another branch). Never polled or already served: nothing
+    /// to do. Still queued: leave the list. Notified but not yet run: the
+    /// lock is ours and nobody else can have it, so it must be handed on
+    /// here, or every task behind us would wait for ever.
     fn drop(&mut self) {
         let Some(id) = self.waiter else { return };
         let (waker, stale) = {
@@ -261,6 +289,9 @@ pub struct LockGuard<'a> {
 }
 
 impl Drop for LockGuard<'_> {
+    /// Releasing: check that this guard's turn is still the lock's (the
+    /// misuse of releasing by hand as well), then hand the lock on, and wake
+    /// the next holder once our mutex is released.
     fn drop(&mut self) {
         let waker = {
             let mut state = lock(&self.lock.state);

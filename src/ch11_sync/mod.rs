@@ -13,10 +13,10 @@
 //! task. So what does waiting for your turn mean when nobody blocks?
 //!
 //! **The idea.** It means what every wait in this book means: return
-//! `Pending`, and leave a [`Waker`](std::task::Waker) with whoever will know
+//! `Pending`, and leave a [`Waker`] with whoever will know
 //! when your turn has come. Each primitive here is a little state (a flag, a
 //! count, a buffer of items) plus a **FIFO list of the wakers of the tasks
-//! waiting on it**, the [`WaitList`] below, under one `std::sync::Mutex`:
+//! waiting on it**, the `WaitList` below, under one `std::sync::Mutex`:
 //!
 //! | primitive | its state | who waits | what ends a wait |
 //! |---|---|---|---|
@@ -53,7 +53,7 @@
 //! 4. **No user code under our lock.** A `Waker` may be anyone's code: it
 //!    may panic, or call back into the very primitive that is waking it.
 //!    So the wakers to wake are taken out of the list under the lock and
-//!    woken after it is released ([`wake_all`]), and the state is already
+//!    woken after it is released (`wake_all`), and the state is already
 //!    consistent by then: a panicking waker cannot leave it half-changed,
 //!    and the other wakers of the same batch are still woken.
 //! 5. **Misuse says what went wrong**, in asyncio's words where asyncio has

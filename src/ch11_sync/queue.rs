@@ -26,6 +26,17 @@
 //!   an unreserved free slot, no putter waits;
 //! * `unfinished` counts the items put and not yet marked done.
 //!
+//! **The life of one item, when a getter waits.** The consumer polls
+//! `get()` on an empty queue: its waker joins `getters`, `Pending`. The
+//! producer's `put(7)`: a slot is free, so 7 goes to the back of `items`,
+//! `unfinished` goes up, and since a getter waits, one item is reserved
+//! for it (`reserved_items` 0 → 1, the getter's node notified, its waker
+//! woken after the mutex is released). Before the consumer's task runs, a
+//! third task's `get_nowait()` finds every item reserved: `QueueEmpty`
+//! (asyncio would let it take 7). The consumer's task runs, its `get`
+//! sees its node notified, gives back the reservation and pops the front:
+//! 7. A slot came free, so the first waiting putter, if any, is handed it.
+//!
 //! EX-4 is this file's example: a producer and a consumer over a
 //! `Queue::new(2)`.
 
@@ -241,6 +252,11 @@ impl<T> Queue<T> {
     /// Marks one item as processed: asyncio's `task_done()`. When every
     /// item put has been marked, every `join` returns.
     ///
+    /// The count is of items *put*, not got: a consumer calls this once it
+    /// has finished with an item it got, and `join` waits for that, not
+    /// merely for the queue to be empty (EX-4's join comes 3 s after the
+    /// last get, when the consumer is done with the last item).
+    ///
     /// # Panics
     /// If called more times than items were put, with asyncio's words:
     /// "task_done() called too many times".
@@ -357,6 +373,9 @@ impl<T> Future for QueuePut<'_, T> {
         let this = self.get_mut();
         let maxsize = this.queue.maxsize;
         let mut state = lock(&this.queue.state);
+        // Step 1: may we put? Either a free slot on the first poll, or a
+        // slot a get kept for us since; otherwise queue (first poll) or
+        // keep waiting (later polls), and return `Pending`.
         let stale = match this.waiter {
             // First poll: a free slot means no putter waits, so fill it.
             None if state.slot_free(maxsize) => None,
@@ -378,9 +397,15 @@ impl<T> Future for QueuePut<'_, T> {
                 return Poll::Pending;
             }
         };
+        // Step 2: put it. Only now does the item enter the queue, in the
+        // same poll that returns `Ready`: a put dropped before this line
+        // has put nothing, so a timeout around it never half-puts.
         let item = this.item.take().expect(
             "QueuePut polled after it returned: a finished future must not be polled again",
         );
+        // Step 3: the new item may be a getter's turn; its waker (if any)
+        // is woken once the mutex is released, and the stale one of our
+        // own node dropped then too.
         let waker = state.push(item);
         drop(state);
         drop(stale);
@@ -390,6 +415,9 @@ impl<T> Future for QueuePut<'_, T> {
 }
 
 impl<T> Drop for QueuePut<'_, T> {
+    /// A put that gives up: it put nothing (its item is dropped with the
+    /// future). Still queued: leave the list. Handed a slot: hand the slot
+    /// on to the next waiting putter, or leave it free.
     fn drop(&mut self) {
         let Some(id) = self.waiter else { return };
         let (waker, stale) = {
@@ -432,6 +460,8 @@ impl<T> Future for QueueGet<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.get_mut();
         let mut state = lock(&this.queue.state);
+        // Step 1: may we take? A free item on the first poll, or one a put
+        // kept for us since; otherwise queue, or keep waiting.
         let stale = match this.waiter {
             // First poll: a free item means no getter waits, so take it.
             None if state.item_free() => None,
@@ -453,6 +483,9 @@ impl<T> Future for QueueGet<'_, T> {
                 return Poll::Pending;
             }
         };
+        // Step 2: take the front item, in the poll that returns it (so a
+        // dropped get has taken nothing), and hand the slot it frees to the
+        // first waiting putter, woken after the mutex is released.
         let (item, waker) = state.pop(this.queue.maxsize);
         drop(state);
         drop(stale);
@@ -462,6 +495,9 @@ impl<T> Future for QueueGet<'_, T> {
 }
 
 impl<T> Drop for QueueGet<'_, T> {
+    /// A get that gives up: it took nothing. Still queued: leave the list.
+    /// An item reserved for it: the reservation goes to the next waiting
+    /// getter, or the item becomes free again; the item never moved.
     fn drop(&mut self) {
         let Some(id) = self.waiter else { return };
         let (waker, stale) = {

@@ -8,6 +8,24 @@
 //! permit ahead of a queued waiter. (asyncio's `Semaphore` hands permits
 //! on the same way since 3.11; before, a newcomer could barge.)
 //!
+//! **Why hand over instead of counting up.** A release could simply add
+//! one to the count and wake the first waiter, which would take the
+//! permit when it runs; that is what asyncio did before 3.11. But between
+//! the wake and the waiter's turn, any task that calls `acquire` finds a
+//! free permit and takes it, and the woken waiter finds none and must
+//! queue again, at the back: under load, a waiter can lose its place over
+//! and over. Handing the permit to the waiter at the release closes that
+//! window, and costs nothing: the count never went up, so nothing can be
+//! taken from it.
+//!
+//! **Conservation.** Every permit is, at each moment, in exactly one place:
+//! in the count, in a `SemaphorePermit`, or handed to a notified waiter.
+//! A permit moves only under the semaphore's mutex, from one place to
+//! another: a drop of a `SemaphorePermit` or of a notified `Acquire` hands it
+//! on (`hand_on`), a poll of a notified `Acquire` turns it into a
+//! `SemaphorePermit`. The property tests check the sum at the end of
+//! random runs full of timeouts and aborts.
+//!
 //! EX-3 is this file's example: 100 fetches, each inside
 //! `sem.acquire().await` of a `Semaphore::new(10)`, run ten at a time.
 
@@ -173,6 +191,9 @@ impl<'a> Future for Acquire<'a> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SemaphorePermit<'a>> {
         let this = self.get_mut();
         let mut state = lock(&this.semaphore.state);
+        // Three cases: the first poll (take a free permit or queue), a
+        // later poll after a release handed us a permit (take it), or a
+        // later poll for some other reason (keep waiting).
         let Some(id) = this.waiter else {
             // First poll: a free permit means nobody waits, so take it.
             if state.permits > 0 {
@@ -203,6 +224,9 @@ impl<'a> Future for Acquire<'a> {
 }
 
 impl Drop for Acquire<'_> {
+    /// A waiter that gives up: out of the list if it was still waiting; if
+    /// a permit had been handed to it, the permit goes on to the next
+    /// waiter (or back to the count), so none is lost.
     fn drop(&mut self) {
         let Some(id) = self.waiter else { return };
         let (waker, stale) = {
@@ -241,6 +265,8 @@ impl SemaphorePermit<'_> {
 }
 
 impl Drop for SemaphorePermit<'_> {
+    /// Gives the permit back: to the first waiter if anyone waits (woken
+    /// after the mutex is released), else to the count.
     fn drop(&mut self) {
         let waker = lock(&self.semaphore.state).hand_on();
         wake(waker);

@@ -143,8 +143,9 @@ impl TaskGroup {
         F::Output: Send + 'static,
     {
         let handle = expect_running_loop("TaskGroup::spawn");
-        // Count the child in before it exists, so a join cannot return
-        // between the spawn and the bookkeeping.
+        // Step 1: count the child in before it exists, so a join cannot
+        // return between the spawn and the bookkeeping, and give it a slot
+        // (a free one if any: no allocation once the group has grown).
         let slot = {
             let mut state = lock(&self.shared);
             if state.joined {
@@ -163,11 +164,15 @@ impl TaskGroup {
                 }
             }
         };
+        // Step 2: spawn the wrapped child. It runs nothing yet (a spawn
+        // only queues the task), so it cannot fail before step 3.
         let guard = ChildGuard {
             group: self.shared.clone(),
             slot,
         };
         let join = spawn_on(&handle, child(future, guard));
+        // Step 3: keep the right to cancel it; if the group is already
+        // cancelling (a child failed), use it at once.
         let cancel_now = {
             let mut state = lock(&self.shared);
             state.children[slot] = Some((join.id(), join.abort_handle()));
@@ -210,6 +215,8 @@ impl Default for TaskGroup {
 }
 
 impl Drop for TaskGroup {
+    /// The case asyncio does not have: a group dropped without a join that
+    /// returned (never joined, or its join given up).
     fn drop(&mut self) {
         // Never joined (or the join was given up): nobody will hear these
         // children's results through the group, so they stop here.
@@ -269,6 +276,9 @@ impl ChildGuard {
 }
 
 impl Drop for ChildGuard {
+    /// The child's future is being dropped: it returned, panicked, was
+    /// cancelled, or its loop closed. In every case it is no longer running;
+    /// the last one out wakes the join.
     fn drop(&mut self) {
         let joiner = {
             let mut state = lock(&self.group);
@@ -321,6 +331,8 @@ impl Future for TaskGroupJoin<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let mut state = lock(&this.group.shared);
+        // The first poll makes this *the* join: a group is joined once,
+        // by one task (its one waker slot, `joiner`, says so).
         if !this.started {
             let complaint = if state.joined {
                 Some(
@@ -342,6 +354,8 @@ impl Future for TaskGroupJoin<'_> {
             !this.done,
             "TaskGroupJoin polled after it returned: a finished future must not be polled again"
         );
+        // Children still running (cancelled ones too, until the loop has
+        // dropped them): wait for the last `ChildGuard` to wake us.
         if state.running > 0 {
             match &state.joiner {
                 Some(old) if old.will_wake(cx.waker()) => {}
@@ -349,6 +363,7 @@ impl Future for TaskGroupJoin<'_> {
             }
             return Poll::Pending;
         }
+        // All ended: the group is finished; hand over every failure.
         this.done = true;
         state.joining = false;
         state.joined = true;
@@ -363,6 +378,11 @@ impl Future for TaskGroupJoin<'_> {
 }
 
 impl Drop for TaskGroupJoin<'_> {
+    /// A join given up before it returned (its task aborted, a timeout
+    /// around it): nobody will hear the children's failures now, so they
+    /// are cancelled, as asyncio cancels a group's children when the task
+    /// waiting in `__aexit__` is cancelled. A later `join` may still wait
+    /// for them to finish cancelling.
     fn drop(&mut self) {
         if !self.started || self.done {
             return;
