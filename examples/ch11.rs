@@ -32,42 +32,20 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{exit_if_picture_failed, run_traced, say, units, usage_error};
-use tiny_asyncio::timeline::PictureArgs;
+use common::{exit_if_picture_failed, run_traced, say, units};
+use tiny_asyncio::cli::Cli;
 use tiny_asyncio::{
     EventLoop, Lock, Queue, Semaphore, TaskGroup, gather, get_running_loop, run, sleep, spawn,
 };
 
-const USAGE: &str = "cargo run --example ch11 [-- --unit-ms N] [--timeline] [--svg FILE] [--help]";
-
-/// Reads `--unit-ms N` (default 50) and `--help` from the arguments that are
-/// not about pictures; refuses anything else with status 2.
-fn unit_from_args(args: Vec<String>) -> Duration {
-    let mut unit = Duration::from_millis(50);
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => {
-                println!("usage: {USAGE}");
-                println!(
-                    "  --unit-ms N   the length of one unit in ms (default 50; the documents: 1000)"
-                );
-                println!("  --timeline    draw EX-3's timeline in the terminal");
-                println!("  --svg FILE    write EX-3's timeline as SVG");
-                std::process::exit(0);
-            }
-            "--unit-ms" => match args.next().map(|v| v.parse::<u64>()) {
-                Some(Ok(ms)) if ms > 0 => unit = Duration::from_millis(ms),
-                _ => usage_error(
-                    "`--unit-ms` wants a whole number of milliseconds above 0",
-                    USAGE,
-                ),
-            },
-            other => usage_error(format!("unknown argument `{other}`"), USAGE),
-        }
-    }
-    unit
-}
+/// The command line: `--help`, `--unit-ms N` (default 50) and the picture
+/// flags, read as every example reads them (the appendix `cli`).
+const CLI: Cli = Cli::new(
+    "ch11",
+    "EX-3 and EX-4: taking turns with a Semaphore, a Queue, a Lock and a TaskGroup",
+)
+.unit(Duration::from_millis(50))
+.pictures();
 
 fn now() -> Duration {
     get_running_loop().time()
@@ -144,8 +122,8 @@ async fn ex3(limit: Option<usize>, unit: Duration) {
 }
 
 fn main() {
-    let (picture, args) = PictureArgs::from_env_split();
-    let unit = unit_from_args(args);
+    let args = CLI.from_env();
+    let (picture, unit) = (args.picture, args.unit);
     println!("(한 단위 = {} ms)", unit.as_millis());
 
     println!("== EX-3: Semaphore(10)으로 100개 요청을 10개씩 ==");
