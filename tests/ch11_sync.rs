@@ -107,7 +107,7 @@ fn ex3_a_loop_of_awaits_takes_two_hundred_seconds() {
 #[test]
 fn ex4_producer_and_consumer_over_a_queue_of_two_every_item_once_in_order_join_at_thirty_seconds() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
+    let journal = Notes::default();
     let queue = Arc::new(Queue::new(2));
     let (got, put_waits, joined_at) = event_loop.run_until_complete({
         let journal = journal.clone();
@@ -332,7 +332,7 @@ fn a_guard_dropped_after_its_lock_was_released_by_hand_says_released_twice() {
 #[test]
 fn setting_an_event_wakes_every_waiter_at_that_moment_and_later_waits_return_at_once() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
+    let journal = Notes::default();
     event_loop.run_until_complete({
         let journal = journal.clone();
         async move {
