@@ -1,4 +1,4 @@
-//! Chapter 11: taking turns (EX-3, EX-4). About 4 s with the default unit.
+//! Chapter 11: taking turns (EX-3, EX-4). About 3 s with the default unit.
 //!
 //! The documents' unit is a second; this example's default unit is 50 ms
 //! (`--unit-ms 1000` for the documents' seconds), since EX-3 and EX-4 alone
