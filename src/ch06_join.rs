@@ -406,6 +406,61 @@ impl<T> JoinHandle<T> {
     }
 }
 
+impl<T: Send + 'static> JoinHandle<T> {
+    /// A handle that can cancel the task but not take its result (tokio's
+    /// `JoinHandle::abort_handle`). Chapter 11's `TaskGroup` keeps one per
+    /// child, so that it can cancel children whose `JoinHandle`s it gave
+    /// away.
+    pub fn abort_handle(&self) -> AbortHandle {
+        let abort: Arc<dyn Fn() + Send + Sync> = match &self.source {
+            Source::Task(task) => {
+                let task = task.clone();
+                Arc::new(move || task.cancel())
+            }
+            Source::Cell(source) => {
+                let (cell, cancelled, id) =
+                    (source.cell.clone(), source.cancelled.clone(), source.id);
+                Arc::new(move || {
+                    cancelled.store(true, Ordering::Release);
+                    cell.complete(Err(JoinError::cancelled(id)));
+                })
+            }
+        };
+        AbortHandle {
+            id: self.id(),
+            abort,
+        }
+    }
+}
+
+/// Cancels a task without owning its result: what
+/// [`JoinHandle::abort_handle`] gives. Cloning it is cheap; aborting
+/// through it is [`JoinHandle::abort`].
+#[derive(Clone)]
+pub struct AbortHandle {
+    id: u64,
+    /// The handle's own `abort`, with the result type erased.
+    abort: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl AbortHandle {
+    /// Cancels the task, as [`JoinHandle::abort`] does.
+    pub fn abort(&self) {
+        (self.abort)();
+    }
+
+    /// The task's number.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortHandle").field("id", &self.id).finish()
+    }
+}
+
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
