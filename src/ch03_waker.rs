@@ -55,6 +55,10 @@
 //! `Waker`s that `block_on` hands out here, and chapter 5's event loop gives
 //! each task its own `ArcWake` type.
 
+// Unsafe code is allowed only on the items that build and implement the
+// waker vtable, each marked `#[allow(unsafe_code)]`.
+#![deny(unsafe_code)]
+
 use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -83,6 +87,7 @@ pub trait ArcWake: Send + Sync + 'static {
 
 /// Turns an `Arc<W>` into a [`Waker`]. The `Waker` owns the `Arc`: the
 /// strong count stays the same, the reference just changes hands.
+#[allow(unsafe_code)]
 pub fn waker_from_arc<W: ArcWake>(arc: Arc<W>) -> Waker {
     let data = Arc::into_raw(arc).cast::<()>();
     // The vtable for `W` treats `data` as exactly what it is, an `Arc<W>`,
@@ -103,6 +108,7 @@ pub struct WakerRef<'a> {
 }
 
 /// Borrows `arc` as a [`Waker`] for as long as the borrow lives.
+#[allow(unsafe_code)]
 pub fn waker_ref<W: ArcWake>(arc: &Arc<W>) -> WakerRef<'_> {
     let data = Arc::as_ptr(arc).cast::<()>();
     // The waker sits in `ManuallyDrop`, so its `drop` (−1) never runs for the
@@ -124,14 +130,38 @@ impl Deref for WakerRef<'_> {
     }
 }
 
-/// The four vtable functions for one `W`, as an associated constant so that
-/// `&VTable::<W>::VTABLE` is a `&'static` table the compiler makes for us.
-/// (Its address is not promised to be unique across compilation units, so
-/// `Waker::will_wake` may now and then answer "no" for the same waker; that
-/// only costs a clone.)
+/// The four vtable functions for one `W`, and the one table that holds them.
+///
+/// **One address per waker kind.** [`Waker::will_wake`] says "same waker"
+/// only when both the data pointer *and the vtable's address* are equal, and
+/// every "keep the stored waker if it will wake the same task" shortcut (the
+/// timer's, the `JoinHandle`'s, `gather`'s) rests on it. So every waker for
+/// one `W` must point at the *same* table: the one `waker_from_arc` and
+/// `waker_ref` hand out, and the one `clone_raw` hands to each clone.
+///
+/// Rust has no generic `static` (`static VTABLE<W>` is not allowed), so the
+/// table is an associated `const`, and `&Self::VTABLE` is a constant the
+/// compiler places in memory for us. A constant is *not* promised one
+/// address: every compiled copy of a function that takes `&Self::VTABLE`
+/// may get its own copy of the table. In a release build, small functions
+/// are copied into each code-generation unit that calls them, so the waker
+/// a task is polled with and a clone of it made in the timer's code pointed
+/// at two equal tables at two addresses, and `will_wake` said "no" on every
+/// re-poll (issue 12, fault 4: correct, but a clone and a drop each time).
+///
+/// The cure is to take the address in exactly one place, [`VTable::get`],
+/// and to forbid copying that place: `#[inline(never)]` keeps one compiled
+/// instance of `get::<W>` per crate, so one table, one address. Every path
+/// below asks `get` and never names `VTABLE` itself. (Two crates that both
+/// make wakers for the same `W` may still each have their instance; then
+/// `will_wake` across them answers "no", which only costs a clone. A
+/// non-generic waker could use a real `static`; the task waker of chapter 5
+/// is generic over its future, so this is the tool that fits all.)
 struct VTable<W>(PhantomData<W>);
 
+#[allow(unsafe_code)]
 impl<W: ArcWake> VTable<W> {
+    /// The table's contents. Never take `&VTABLE` anywhere but in `get`.
     const VTABLE: RawWakerVTable = RawWakerVTable::new(
         Self::clone_raw,
         Self::wake_raw,
@@ -139,12 +169,22 @@ impl<W: ArcWake> VTable<W> {
         Self::drop_raw,
     );
 
+    /// The one address of `W`'s table. The `#[inline(never)]` is load
+    /// bearing: inlined, each copy of this function could carry its own
+    /// copy of the table (see the type's docs), and `will_wake` would fail.
+    #[inline(never)]
     fn get() -> &'static RawWakerVTable {
         &Self::VTABLE
     }
 
     /// `clone`: one more owner (+1), and a new `RawWaker` with the same
     /// pointer and table.
+    ///
+    /// # Safety
+    /// `data` must be the pointer of a waker made by [`waker_from_arc`] or
+    /// [`waker_ref`] for this same `W` (an `Arc<W>`'s, from `into_raw` or
+    /// `as_ptr`), and that `Arc<W>` must still be alive: its strong count
+    /// is at least one while the waker being cloned exists.
     unsafe fn clone_raw(data: *const ()) -> RawWaker {
         // SAFETY: the waker machinery only calls us with the pointer we gave
         // it, which came from `Arc::<W>::into_raw` or `Arc::as_ptr` of a live
@@ -154,6 +194,14 @@ impl<W: ArcWake> VTable<W> {
     }
 
     /// `wake`: consumes this waker's count (−1) after waking.
+    ///
+    /// # Safety
+    /// `data` must come from an *owning* waker for this `W` (made by
+    /// [`waker_from_arc`] or by `clone_raw`), which owns one strong count of
+    /// the `Arc<W>`; the call uses that count up, so the waker must not be
+    /// used or dropped afterwards (`Waker::wake` takes `self`, which ensures
+    /// it). A [`WakerRef`] never reaches here: it owns no count, and only
+    /// lends out `&Waker`, on which a by-value `wake` is impossible.
     unsafe fn wake_raw(data: *const ()) {
         // SAFETY: a by-value `wake` owns one strong count (it came from
         // `into_raw` or from `clone_raw`); `from_raw` takes that count back,
@@ -163,6 +211,10 @@ impl<W: ArcWake> VTable<W> {
     }
 
     /// `wake_by_ref`: wakes through a borrow; the count is unchanged (0).
+    ///
+    /// # Safety
+    /// `data` must be the pointer of a live waker for this same `W` (owning
+    /// or borrowed), so the `Arc<W>` it points into is alive for the call.
     unsafe fn wake_by_ref_raw(data: *const ()) {
         // SAFETY: the pointer is a live `Arc<W>`'s; we rebuild the `Arc` to
         // call `wake_by_ref` on it, but inside `ManuallyDrop`, so its count
@@ -172,6 +224,12 @@ impl<W: ArcWake> VTable<W> {
     }
 
     /// `drop`: gives up this waker's count (−1).
+    ///
+    /// # Safety
+    /// `data` must come from an owning waker for this `W`, which owns one
+    /// strong count and is never used again after this call (`Waker`'s
+    /// `Drop` ensures that). [`WakerRef`] keeps its waker in `ManuallyDrop`
+    /// so that this is never called for the count it did not take.
     unsafe fn drop_raw(data: *const ()) {
         // SAFETY: a waker being dropped owns one strong count, taken by
         // `into_raw` or `clone_raw`; this gives exactly that one back.

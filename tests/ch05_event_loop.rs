@@ -821,3 +821,41 @@ fn block_on_inside_a_running_loop_is_refused_with_a_clear_message() {
         "{inner}"
     );
 }
+
+// ------------------------------------------------- a task's waker identity
+
+/// Issue 12, fault 4, through a task: the clone of its waker kept at one
+/// poll `will_wake` the waker of its next poll, so the timer, a
+/// `JoinHandle` or `gather` keep their stored waker instead of cloning on
+/// every re-poll. The default test profile hid the fault; `.ci/run` runs
+/// this test with `--release` too.
+#[test]
+fn will_wake_recognises_a_tasks_waker_from_one_poll_to_the_next() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let answers = event_loop.run_until_complete(async {
+        let (tx, rx) = std::sync::mpsc::channel();
+        spawn_detached(async move {
+            let mut kept: Option<Waker> = None;
+            poll_fn(|cx| match &kept {
+                None => {
+                    kept = Some(cx.waker().clone());
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Some(old) => {
+                    tx.send(old.will_wake(cx.waker())).unwrap();
+                    Poll::Ready(())
+                }
+            })
+            .await;
+        });
+        yield_now().await;
+        yield_now().await;
+        rx.try_iter().collect::<Vec<bool>>()
+    });
+    assert_eq!(
+        answers,
+        [true],
+        "the task's second poll came with a waker its first poll's clone does not recognise"
+    );
+}

@@ -56,6 +56,8 @@
 //! 3), and on a virtual clock, "what is the next deadline?" so that it can
 //! jump straight to it when every task is waiting.
 
+#![forbid(unsafe_code)]
+
 pub mod wheel;
 
 use std::cell::RefCell;
