@@ -47,7 +47,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use crate::ch03_waker::lock;
-use crate::ch05_event_loop::{Handle, TaskFailure, TaskRef, expect_running_loop, panic_message};
+use crate::ch04_timer::Timer;
+use crate::ch05_event_loop::{
+    Handle, TaskFailure, TaskRef, expect_running_loop, panic_message, try_running_loop,
+};
 
 /// Why a task gave no result.
 pub struct JoinError {
@@ -168,6 +171,11 @@ struct SlotInner<T> {
     waker: Option<Waker>,
     /// Kept alive until the result is in (see [`JoinSlot::hold_until_complete`]).
     held: Vec<Box<dyn Any + Send>>,
+    /// The loops kept awake for this result, each by its own `KeepAwake`
+    /// (in `held`) and named here by its timer (every loop has its own), so
+    /// that a loop is counted once however often it polls the handle (see
+    /// [`JoinSlot::keep_loop_awake`]).
+    awake_loops: Vec<Timer>,
 }
 
 impl<T> JoinSlot<T> {
@@ -178,6 +186,7 @@ impl<T> JoinSlot<T> {
                 result: None,
                 waker: None,
                 held: Vec::new(),
+                awake_loops: Vec::new(),
             }),
             finished: AtomicBool::new(false),
             id: AtomicU64::new(0),
@@ -197,20 +206,25 @@ impl<T> JoinSlot<T> {
     /// Fills the slot (the first result wins; later ones are ignored) and
     /// wakes the awaiter, outside the lock.
     pub fn complete(&self, result: Result<T, JoinError>) {
-        let (waker, held) = {
+        let (waker, held, awake_loops) = {
             let mut inner = lock(&self.inner);
             if self.finished.load(Ordering::Acquire) {
                 return;
             }
             inner.result = Some(result);
             self.finished.store(true, Ordering::Release);
-            (inner.waker.take(), std::mem::take(&mut inner.held))
+            (
+                inner.waker.take(),
+                std::mem::take(&mut inner.held),
+                std::mem::take(&mut inner.awake_loops),
+            )
         };
         if let Some(waker) = waker {
             waker.wake();
         }
         // Let go of what was held only once the result is delivered.
         drop(held);
+        drop(awake_loops);
     }
 
     /// Keeps `thing` alive until the slot gets its result (at once if it
@@ -225,6 +239,30 @@ impl<T> JoinSlot<T> {
         } else {
             inner.held.push(thing);
         }
+    }
+
+    /// Keeps the loop `running` awake (its [`KeepAwake`](crate::ch05_event_loop::KeepAwake))
+    /// until the slot gets its result, once per loop: calling it again for
+    /// the same loop does nothing, and so does calling it on a finished slot.
+    ///
+    /// Chapter 9's pool calls it for the loop that submits a job; the
+    /// handle's `poll` calls it for the loop that awaits it. They are
+    /// usually one loop, but a handle made in one loop may be awaited in
+    /// another (issue 12, fault 5), and then the awaiting loop is the one
+    /// that must not jump its virtual clock, or declare a deadlock, while
+    /// the job runs.
+    pub fn keep_loop_awake(&self, running: &Handle) {
+        let mut inner = lock(&self.inner);
+        if self.is_finished()
+            || inner
+                .awake_loops
+                .iter()
+                .any(|timer| timer.same_timer(running.timer()))
+        {
+            return;
+        }
+        inner.awake_loops.push(running.timer().clone());
+        inner.held.push(Box::new(running.keep_awake()));
     }
 
     /// Whether a result has been put in the slot (taken or not).
@@ -323,7 +361,18 @@ impl<T> Future for JoinHandle<T> {
                 TaskFailure::Cancelled => JoinError::cancelled(id),
                 TaskFailure::Panicked(payload) => JoinError::panicked(id, payload),
             }),
-            Source::Slot { slot, .. } => slot.poll_take(cx, id),
+            Source::Slot { slot, .. } => {
+                let poll = slot.poll_take(cx, id);
+                if poll.is_pending() {
+                    // Whoever fills the slot works outside any loop: the
+                    // loop that waits here must stay awake for it, even
+                    // when the work was started from another loop.
+                    if let Ok(running) = try_running_loop() {
+                        slot.keep_loop_awake(&running);
+                    }
+                }
+                poll
+            }
         }
     }
 }

@@ -196,7 +196,11 @@ impl<F: Future> Future for Timeout<F> {
             this.future = None;
             return Poll::Ready(Ok(output));
         }
-        if Pin::new(&mut this.sleep).poll(cx).is_ready() {
+        // Then the deadline. Asked directly first: a sleep that is due at
+        // its first poll yields once (asyncio's `sleep(0)`, chapter 4), but
+        // a deadline that has passed must give `Elapsed` now, not after a
+        // yield. Not due: the sleep's poll registers our waker.
+        if this.sleep.is_elapsed() || Pin::new(&mut this.sleep).poll(cx).is_ready() {
             // Cancel by dropping, before anyone hears about the timeout.
             this.future = None;
             return Poll::Ready(Err(Elapsed {

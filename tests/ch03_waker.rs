@@ -318,7 +318,10 @@ fn assert_one_identity(what: &str, same: &[&Waker], other: &Waker) {
                 b.vtable()
             );
         }
-        assert!(!a.will_wake(other), "{what}: waker {i} will wake another Arc");
+        assert!(
+            !a.will_wake(other),
+            "{what}: waker {i} will wake another Arc"
+        );
     }
 }
 

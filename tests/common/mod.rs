@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tiny_asyncio::ch05_event_loop::panic_message;
-use tiny_asyncio::get_running_loop;
+use tiny_asyncio::{EventLoop, get_running_loop};
 
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -256,4 +256,12 @@ pub fn eventually(limit: Duration, condition: impl Fn() -> bool) -> bool {
         thread::sleep(Duration::from_millis(1));
     }
     condition()
+}
+
+/// Runs `make` inside `event_loop` (so a `sleep` or a `timeout` it makes
+/// reads that loop's clock, and a pool job is submitted from it) and hands
+/// back what it made, not awaited: for a future made in one loop and
+/// awaited in another (issue 12, fault 5).
+pub fn made_inside<T>(event_loop: &EventLoop, make: impl FnOnce() -> T) -> T {
+    event_loop.run_until_complete(async { make() })
 }
