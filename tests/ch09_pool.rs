@@ -327,6 +327,10 @@ fn aborting_a_running_job_lets_it_finish_and_drops_its_result() {
 /// helper thread opens only once the queued jobs' handles have resolved,
 /// which the drop does before it joins.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads kernel thread ids from /proc, which Miri does not emulate"
+)]
 fn dropping_a_pool_joins_its_threads_and_cancels_queued_jobs() {
     let pool = ThreadPool::new(2);
     let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
@@ -385,6 +389,10 @@ fn dropping_a_pool_joins_its_threads_and_cancels_queued_jobs() {
 
 /// Closing a loop drops its default pool and joins the pool's threads.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads kernel thread ids from /proc, which Miri does not emulate"
+)]
 fn closing_the_loop_joins_the_default_pools_threads() {
     let event_loop = EventLoop::new();
     let (tid, alive, size) = event_loop.run_until_complete(async {
@@ -552,7 +560,7 @@ fn ex_1_computing_in_a_task_holds_the_loop_and_the_pool_frees_it() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(cases(24)))]
 
     /// For any pool size and any number of jobs: each job runs exactly
     /// once, each handle gets its own job's result, and no more than `n`
