@@ -110,9 +110,14 @@ impl fmt::Display for Step {
     }
 }
 
+/// The name [`LogEntry`] had before: kept so that code written against it
+/// still compiles.
+#[deprecated(note = "renamed LogEntry: the run queue's turns are not log entries")]
+pub type Entry = LogEntry;
+
 /// A [`Step`] and the moment it was recorded, measured from the log's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct LogEntry {
     /// Time since the [`Log`] was created.
     pub at: Duration,
     /// What happened.
@@ -126,8 +131,14 @@ pub struct Entry {
 /// [`Log::printing`], prints it too, so the example shows the story live.
 #[derive(Debug)]
 pub struct Log {
+    /// Time zero of every entry's `at`: the moment the log was made, so a
+    /// test reads "after 2 units" without knowing the wall clock.
     start: Instant,
-    entries: Vec<Entry>,
+    /// Every step so far, in the order it happened (one thread writes, so
+    /// that is also the order of the time stamps).
+    entries: Vec<LogEntry>,
+    /// Also print each step the moment it is recorded: on for the example,
+    /// which tells the story live, off for tests, which read `entries`.
     echo: bool,
 }
 
@@ -142,7 +153,7 @@ impl Log {
     }
 
     /// A log that records and also prints each step on stdout the moment it
-    /// happens, as `[ 1.000s] 3명 중 2번 째 사용자 조회 중 ...`. Its clock
+    /// happens, as `[  1.000s] 3명 중 2번 째 사용자 조회 중 ...`. Its clock
     /// starts now.
     pub fn printing() -> Log {
         Log {
@@ -155,13 +166,13 @@ impl Log {
     pub fn record(&mut self, step: Step) {
         let at = self.start.elapsed();
         if self.echo {
-            println!("[{:>7.3}s] {step}", at.as_secs_f64());
+            println!("{} {step}", crate::cli::stamp(at));
         }
-        self.entries.push(Entry { at, step });
+        self.entries.push(LogEntry { at, step });
     }
 
     /// Every step so far, oldest first.
-    pub fn entries(&self) -> &[Entry] {
+    pub fn entries(&self) -> &[LogEntry] {
         &self.entries
     }
 
@@ -215,9 +226,13 @@ pub fn find_users_sync(n: usize, unit: Duration, log: &mut Log) {
 /// With the document's requests `[3, 2, 1]` and a unit of 1 s, the answers
 /// come at 3, 5 and 6 s and the total is 6 s.
 pub fn process_sync(requests: &[usize], unit: Duration, log: &mut Log) -> Timings {
+    // Every request "arrived" now, all together: each one's latency is
+    // measured from here, which is what E001-2 compares.
     let start = Instant::now();
     let mut answered_at = Vec::with_capacity(requests.len());
     for &n in requests {
+        // Request k starts only when request k - 1 is fully answered: its
+        // wait is the sum of all the waits before it, plus its own.
         find_users_sync(n, unit, log);
         answered_at.push(start.elapsed());
     }
@@ -260,32 +275,18 @@ pub fn fetch_all_sync(names: &[&str], unit: Duration, log: &mut Log) -> Timings 
 /// skipped): none gives the document's 1 s; `--unit-ms N` gives N
 /// milliseconds, so a reader in a hurry can run the story faster.
 ///
-/// Anything else is an error whose message says what was wrong.
+/// Anything else is an error whose message says what was wrong. The
+/// reading itself is the examples' command line (the appendix
+/// [`cli`](crate::cli)), with only `--unit-ms` allowed.
 pub fn unit_from_args<I>(args: I) -> Result<Duration, String>
 where
     I: IntoIterator<Item = String>,
 {
-    let mut unit = DOCUMENT_UNIT;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--unit-ms" => {
-                let value = args
-                    .next()
-                    .ok_or("`--unit-ms` needs a value: a whole number of milliseconds, e.g. `--unit-ms 100`")?;
-                let ms: u64 = value.parse().map_err(|_| {
-                    format!(
-                        "`--unit-ms` expects a whole number of milliseconds (e.g. 100), got `{value}`"
-                    )
-                })?;
-                unit = Duration::from_millis(ms);
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument `{other}`; expected `--unit-ms N` (default 1000)"
-                ));
-            }
-        }
+    use crate::cli::{Cli, Parsed};
+    let cli = Cli::new("ch01", "E000-3 and E002-1, blocking").unit(DOCUMENT_UNIT);
+    match cli.parse(args) {
+        Ok(Parsed::Run(args)) => Ok(args.unit),
+        Ok(Parsed::Help) => Err(cli.help()),
+        Err(error) => Err(error.to_string()),
     }
-    Ok(unit)
 }

@@ -66,7 +66,9 @@ use crate::ch04_timer::{self, Sleep, sleep, sleep_until};
 /// TimeoutError) after 3s".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Elapsed {
+    /// The length the caller gave (what the message prints).
     after: Duration,
+    /// The loop time it ran out at (for a caller that wants to compare).
     deadline: Duration,
 }
 
@@ -154,6 +156,8 @@ pub struct Timeout<F> {
     /// The inner future while it runs; `None` once it finished or was
     /// dropped at the deadline.
     future: Option<Pin<Box<F>>>,
+    /// The deadline, as chapter 4's sleep: it registers with the loop's
+    /// timer at the first poll and cancels its entry when dropped.
     sleep: Sleep,
     /// How long the caller gave the future (for `Elapsed`); `None` until
     /// the first poll for a `timeout_at` made outside any loop.
@@ -180,26 +184,33 @@ impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A race of two, run inside this one poll: the inner future and
+        // the sleep both get `cx`, so whichever can progress wakes us.
         let this = self.get_mut();
+        // 0. No inner future: we already answered. Polling again is a bug.
         let Some(future) = this.future.as_mut() else {
             panic!("Timeout polled after it returned: a finished future must not be polled again");
         };
-        // A timeout made outside any loop counts from now, its first poll,
-        // not from after the inner future's first poll.
+        // 1. Fix the deadline. A timeout made outside any loop counts from
+        //    now, its first poll, not from after the inner future's first
+        //    poll (which might take a while). A no-op once bound.
         this.sleep.bind();
         let deadline = this.sleep.deadline();
         let after = *this
             .after
             .get_or_insert_with(|| deadline.saturating_sub(ch04_timer::now()));
-        // The inner future first: ready at the deadline still counts.
+        // 2. The inner future first: ready at the deadline still counts.
+        //    Done means done: the sleep is dropped with us, cancelling its
+        //    timer entry.
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             this.future = None;
             return Poll::Ready(Ok(output));
         }
-        // Then the deadline. Asked directly first: a sleep that is due at
-        // its first poll yields once (asyncio's `sleep(0)`, chapter 4), but
-        // a deadline that has passed must give `Elapsed` now, not after a
-        // yield. Not due: the sleep's poll registers our waker.
+        // 3. Then the clock. Asked directly first: a sleep that is due at
+        //    its first poll yields once (asyncio's `sleep(0)`, chapter 4),
+        //    but a deadline that has passed must give `Elapsed` now, not
+        //    after a yield. Not due: the sleep's poll also (re)registers our
+        //    waker, so a `Pending` here is a promise the timer will wake us.
         if this.sleep.is_elapsed() || Pin::new(&mut this.sleep).poll(cx).is_ready() {
             // Cancel by dropping, before anyone hears about the timeout.
             this.future = None;
@@ -208,6 +219,7 @@ impl<F: Future> Future for Timeout<F> {
                 deadline: this.sleep.deadline(),
             }));
         }
+        // 4. Neither yet: both hold our waker, the first to fire wins.
         Poll::Pending
     }
 }

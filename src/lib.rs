@@ -14,7 +14,15 @@
 //! `use tiny_asyncio::{run, spawn, sleep, gather, timeout, run_in_executor};`
 //! and never needs the chapter paths.
 #![warn(missing_docs)]
+// The fence: `unsafe` is refused everywhere in the crate, and allowed item by
+// item only where it is the lesson (chapter 3's waker vtable, chapter 2's
+// do-nothing waker). Each such item says `#[allow(unsafe_code)]`, each unsafe
+// block carries a `// SAFETY:` comment, and each `unsafe fn` a `# Safety`
+// section. Modules with no unsafe at all say `#![forbid(unsafe_code)]`, which
+// not even an `allow` inside them can undo.
+#![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::missing_safety_doc)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod ch01_blocking;
@@ -27,10 +35,14 @@ pub mod ch07_gather;
 pub mod ch08_timeout;
 pub mod ch09_pool;
 pub mod ch10_measure;
+#[cfg(unix)]
+pub mod ch12_net;
 
 // Appendix modules, outside the chapter order. They depend on no chapter:
-// `trace` records what an event loop does (chapter 5 reports to it), and
-// `timeline` draws pictures, so every chapter's example may draw with them.
+// `trace` records what an event loop does (chapter 5 reports to it),
+// `timeline` draws pictures, and `cli` reads the examples' command line, so
+// every chapter's example may use them.
+pub mod cli;
 pub mod timeline;
 pub mod trace;
 
@@ -43,6 +55,8 @@ pub use ch06_join::{JoinError, JoinHandle, spawn};
 pub use ch07_gather::{ReturnWhen, as_completed, gather, try_gather, wait};
 pub use ch08_timeout::{Elapsed, timeout, timeout_at};
 pub use ch09_pool::{ThreadPool, run_in_executor};
+#[cfg(unix)]
+pub use ch12_net::{LineReader, TcpListener, TcpStream};
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
 /// the reading guide cannot drift away from the code.
