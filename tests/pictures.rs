@@ -696,6 +696,14 @@ fn a_trace_that_begins_mid_life_after_take_trace_passes_the_checker() {
     assert!(second.begins_mid_life);
     first.check_invariants().unwrap();
     second.check_invariants().unwrap();
+    // And it can be drawn: a well-formed SVG, one row per task it met and
+    // one for the pool thread.
+    let svg = second.to_timeline("mid-life").render_svg();
+    check_well_formed(&svg).unwrap();
+    assert_eq!(
+        svg.matches(r#"class="row""#).count(),
+        second.tasks().len() + 1
+    );
     assert!(
         !second.records.iter().any(|r| r.event == Event::Spawned),
         "nothing was spawned in the second recording: it met every task mid-life"
