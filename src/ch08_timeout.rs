@@ -206,9 +206,12 @@ impl<F: Future> Future for Timeout<F> {
             this.future = None;
             return Poll::Ready(Ok(output));
         }
-        // 3. Then the clock. The sleep's poll also (re)registers our waker,
-        //    so a `Pending` here is a promise the timer will wake us.
-        if Pin::new(&mut this.sleep).poll(cx).is_ready() {
+        // 3. Then the clock. Asked directly first: a sleep that is due at
+        //    its first poll yields once (asyncio's `sleep(0)`, chapter 4),
+        //    but a deadline that has passed must give `Elapsed` now, not
+        //    after a yield. Not due: the sleep's poll also (re)registers our
+        //    waker, so a `Pending` here is a promise the timer will wake us.
+        if this.sleep.is_elapsed() || Pin::new(&mut this.sleep).poll(cx).is_ready() {
             // Cancel by dropping, before anyone hears about the timeout.
             this.future = None;
             return Poll::Ready(Err(Elapsed {
