@@ -48,6 +48,9 @@ pub struct Event {
     /// path); written only under the lock, so a `set` cannot slip between
     /// a waiter's look at the flag and its joining the list.
     flag: AtomicBool,
+    /// The tasks in `wait`, in arrival order, and the lock that orders the
+    /// flag's writes against them. asyncio keeps a `collections.deque` of
+    /// futures here (`Event._waiters`); ours holds wakers, one node each.
     waiters: Mutex<WaitList>,
 }
 
@@ -70,7 +73,14 @@ impl Event {
         let mut wakers = Vec::new();
         {
             let mut waiters = lock(&self.waiters);
+            // Step 1: raise the flag first. A `wait` that takes the lock
+            // after us sees it up and never queues, so nobody can join the
+            // list after we have emptied it and wait for a `set` that came.
             self.flag.store(true, Ordering::Release);
+            // Step 2: every waiting node becomes notified and gives up its
+            // waker; the nodes stay until their futures come back for them.
+            // asyncio's `set` does this step as a loop over `_waiters`,
+            // `fut.set_result(True)` on each future not done yet.
             waiters.notify_all(&mut wakers);
         }
         // Outside the lock: a waker may be anyone's code (see `wake_all`).
@@ -79,6 +89,9 @@ impl Event {
 
     /// Lowers the flag: later `wait`s wait for the next `set`.
     pub fn clear(&self) {
+        // Under the lock, as `set` is: a clear cannot fall between a
+        // waiter's look at the flag and its joining the list. Notified
+        // waiters keep their notice; only waits that start later wait.
         let _waiters = lock(&self.waiters);
         self.flag.store(false, Ordering::Release);
     }
@@ -145,12 +158,16 @@ impl Future for EventWait<'_> {
         };
         let mut waiters = lock(&this.event.waiters);
         if waiters.is_notified(id) {
+            // Served: free our node, so the slab can reuse it, and forget
+            // the id (a drop after `Ready` then has nothing to remove).
             let (_, stale) = waiters.remove(id);
             this.waiter = None;
             drop(waiters);
             drop(stale);
             Poll::Ready(())
         } else {
+            // A spurious poll (a `gather` sibling woke the task, say): still
+            // queued, so keep the waker of this poll, the only valid one.
             let old = waiters.update_waker(id, cx.waker());
             drop(waiters);
             drop(old);
@@ -162,8 +179,11 @@ impl Future for EventWait<'_> {
 impl Drop for EventWait<'_> {
     /// A waiter that gives up only leaves the list: a `set` wakes everyone,
     /// so there is no turn to hand on.
+    /// asyncio's `wait` does the same in its `finally:`, with
+    /// `self._waiters.remove(fut)`.
     fn drop(&mut self) {
         if let Some(id) = self.waiter {
+            // Waiting or notified, the node goes; "notified" is ignored.
             let (_, stale) = lock(&self.event.waiters).remove(id);
             drop(stale);
         }

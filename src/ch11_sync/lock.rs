@@ -70,6 +70,9 @@ use crate::ch03_waker::lock;
 /// });
 /// ```
 pub struct Lock {
+    /// A `std` mutex around the flag and the list, held for a few
+    /// instructions and never across an `.await`: it orders the tasks'
+    /// looks at the state, it is not the turn they wait for.
     state: Mutex<LockState>,
 }
 
@@ -88,9 +91,17 @@ impl LockState {
     /// Lets go of the lock: to the first waiter if anyone waits (the lock
     /// stays locked, and its waker is returned to be woken after unlocking
     /// the state), else really unlocked.
+    ///
+    /// asyncio's `release` does otherwise: it sets `_locked = False` and
+    /// resolves the first future of `_waiters` (`_wake_up_first`); barging
+    /// is kept out there by `acquire`, which takes a free lock only if
+    /// every future in `_waiters` is cancelled. Handing on keeps the
+    /// fast path to one look at `locked`.
     fn hand_on(&mut self) -> Option<Waker> {
         match self.waiters.notify_first() {
             Some(waker) => {
+                // `locked` stays true: the lock passes straight from the
+                // old holder to the waiter, and this is a new turn.
                 self.turn += 1;
                 Some(waker)
             }
@@ -228,6 +239,8 @@ impl<'a> Future for LockFuture<'a> {
             this.waiter = Some(state.waiters.push(cx.waker()));
             return Poll::Pending;
         };
+        // A later poll: asyncio's waiter is at this point back from
+        // `await fut`, removing `fut` from `_waiters` in its `finally:`.
         if state.waiters.is_notified(id) {
             // A release handed us the lock: it is already ours.
             let (_, stale) = state.waiters.remove(id);
@@ -260,7 +273,11 @@ impl Drop for LockFuture<'_> {
         let Some(id) = self.waiter else { return };
         let (waker, stale) = {
             let mut state = lock(&self.lock.state);
+            // Unlinked if still waiting: the nodes before and after ours
+            // are joined, in constant time, and their order kept.
             let (was_notified, stale) = state.waiters.remove(id);
+            // asyncio's branch for this is `except CancelledError: if not
+            // self._locked: self._wake_up_first()`.
             // Handed the lock but never took it: hand it on, so that the
             // next waiter is not stranded behind a lock nobody holds.
             let waker = if was_notified { state.hand_on() } else { None };

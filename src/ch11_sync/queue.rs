@@ -85,22 +85,38 @@ use crate::ch03_waker::lock;
 /// assert_eq!(got, [0, 1, 2, 3, 4]);
 /// ```
 pub struct Queue<T> {
+    /// The buffer, the counts and all three lists under one `std` mutex: a
+    /// put changes the buffer and notifies a getter in one step, and no
+    /// other task may see the item there without its reservation.
     state: Mutex<QueueState<T>>,
-    /// 0: unbounded.
+    /// 0: unbounded. Outside the mutex: it never changes after `new`, so
+    /// reading it needs no lock.
     maxsize: usize,
 }
 
 struct QueueState<T> {
+    /// The items in the order they were put, popped only from the front
+    /// (asyncio's `_queue`, a `collections.deque` too). Reserved items are
+    /// here as well: a reservation is a count, not an item moved aside.
     items: VecDeque<T>,
     /// Items kept for getters that were notified and have not run yet; the
     /// first `reserved_items` items of the buffer are not free to take.
     reserved_items: usize,
     /// Slots kept for putters that were notified and have not run yet.
     reserved_slots: usize,
-    /// Items put and not yet marked done (`task_done`).
+    /// Items put and not yet marked done (`task_done`): asyncio's
+    /// `_unfinished_tasks`. Not `items.len()`: an item got but still being
+    /// worked on counts here and not in the buffer.
     unfinished: usize,
+    /// Tasks in `get` on a queue with no free item (asyncio's `_getters`,
+    /// a deque of futures).
     getters: WaitList,
+    /// Tasks in `put` on a full queue (asyncio's `_putters`). Always empty
+    /// when the queue is unbounded: a slot is always free.
     putters: WaitList,
+    /// Tasks in `join`. asyncio keeps an `Event`, `_finished`, instead,
+    /// cleared by each put and set by the last `task_done`; a list of our
+    /// own does the same without a second mutex.
     joiners: WaitList,
 }
 
@@ -112,12 +128,18 @@ impl<T> QueueState<T> {
 
     /// Whether a slot is free to fill (not reserved for a notified putter).
     fn slot_free(&self, maxsize: usize) -> bool {
+        // Bounded: the items in the buffer and the slots promised to
+        // notified putters (whose items are not in yet) share `maxsize`.
         maxsize == 0 || self.items.len() + self.reserved_slots < maxsize
     }
 
     /// Puts `item` at the back (a slot is free: the caller checked or was
     /// handed one) and, if a getter waits, reserves the item for it.
     fn push(&mut self, item: T) -> Option<Waker> {
+        // The same three steps as asyncio's `put_nowait`: `_put(item)`,
+        // `_unfinished_tasks += 1`, `_wakeup_next(self._getters)`. Only the
+        // last differs: there the first getter's future is resolved and the
+        // getter looks again when it runs; here the item is reserved for it.
         self.items.push_back(item);
         self.unfinished += 1;
         self.reserve_item()
@@ -128,8 +150,12 @@ impl<T> QueueState<T> {
         if !self.item_free() {
             return None;
         }
+        // Free and nobody waits: the item simply stays free, for the next
+        // `get` or `get_nowait` to take on its first look.
         let waker = self.getters.notify_first();
         if waker.is_some() {
+            // One more of the front items is now that getter's; which one
+            // is decided only when it pops (always the front one).
             self.reserved_items += 1;
         }
         waker
@@ -138,6 +164,9 @@ impl<T> QueueState<T> {
     /// Pops the front item (the caller checked there is one for it) and,
     /// since a slot came free, hands the slot to the first waiting putter.
     fn pop(&mut self, maxsize: usize) -> (T, Option<Waker>) {
+        // asyncio's `get_nowait` is the same pair: `_get()`, then
+        // `_wakeup_next(self._putters)`. `unfinished` does not move: the
+        // item is got, not done; `task_done` says when it is.
         let item = self
             .items
             .pop_front()
@@ -147,11 +176,15 @@ impl<T> QueueState<T> {
 
     /// Hands a free slot to the first waiting putter, if both exist.
     fn reserve_slot(&mut self, maxsize: usize) -> Option<Waker> {
+        // Unbounded, a slot is always free but no putter ever waits, so
+        // `notify_first` below finds nobody and this costs one look.
         if !self.slot_free(maxsize) {
             return None;
         }
         let waker = self.putters.notify_first();
         if waker.is_some() {
+            // The slot is kept (not filled) until that putter runs and
+            // brings its item; no other put can count it as free meanwhile.
             self.reserved_slots += 1;
         }
         waker
@@ -208,11 +241,15 @@ impl<T> Queue<T> {
     pub fn put_nowait(&self, item: T) -> Result<(), QueueFull<T>> {
         let waker = {
             let mut state = lock(&self.state);
+            // A slot kept for a notified putter counts as taken, so a
+            // `put_nowait` cannot fill it ahead of the putter that waited.
             if !state.slot_free(self.maxsize) {
                 return Err(QueueFull(item));
             }
             state.push(item)
         };
+        // The getter we reserved the item for is woken with our mutex
+        // released (the chapter's rule 4: no waker under our lock).
         wake(waker);
         Ok(())
     }
@@ -223,6 +260,8 @@ impl<T> Queue<T> {
     pub fn get_nowait(&self) -> Result<T, QueueEmpty> {
         let (item, waker) = {
             let mut state = lock(&self.state);
+            // Only items beyond the reserved ones are free; the front
+            // `reserved_items` belong to getters already woken.
             if !state.item_free() {
                 return Err(QueueEmpty);
             }
@@ -272,6 +311,10 @@ impl<T> Queue<T> {
                 );
             }
             state.unfinished -= 1;
+            // The last unfinished item is done: every joiner is notified at
+            // once, as asyncio's `task_done` does with `_finished.set()`. A
+            // joiner that comes later finds the count at 0 and returns at
+            // once, without queuing.
             if state.unfinished == 0 {
                 state.joiners.notify_all(&mut wakers);
             }
@@ -355,7 +398,9 @@ impl std::error::Error for QueueEmpty {}
 #[must_use = "an item is put only when the future is awaited"]
 pub struct QueuePut<'a, T> {
     queue: &'a Queue<T>,
-    /// The item, until it is put.
+    /// The item, until it is put: an `Option` so that the poll that puts
+    /// it can move it out by value; `None` once the future returned, and
+    /// dropped with the future if it never was put.
     item: Option<T>,
     /// Our node among the putters, from the first `Pending` until served or
     /// dropped.
@@ -375,7 +420,10 @@ impl<T> Future for QueuePut<'_, T> {
         let mut state = lock(&this.queue.state);
         // Step 1: may we put? Either a free slot on the first poll, or a
         // slot a get kept for us since; otherwise queue (first poll) or
-        // keep waiting (later polls), and return `Pending`.
+        // keep waiting (later polls), and return `Pending`. asyncio's `put`
+        // is a loop instead: `while self.full()`, a future appended to
+        // `_putters` and awaited, then `full()` looked at again, since its
+        // wake is only a hint; ours is a slot kept, so one look suffices.
         let stale = match this.waiter {
             // First poll: a free slot means no putter waits, so fill it.
             None if state.slot_free(maxsize) => None,
@@ -387,9 +435,14 @@ impl<T> Future for QueuePut<'_, T> {
             Some(id) if state.putters.is_notified(id) => {
                 let (_, stale) = state.putters.remove(id);
                 this.waiter = None;
+                // The kept slot becomes the one step 2 fills: the
+                // reservation goes down here, `items.len()` up there, and
+                // the bound's sum is the same before and after.
                 state.reserved_slots -= 1;
                 stale
             }
+            // Polled while still queued (a sibling in a `gather` woke the
+            // task): keep this poll's waker, the only one still valid.
             Some(id) => {
                 let old = state.putters.update_waker(id, cx.waker());
                 drop(state);
@@ -420,9 +473,15 @@ impl<T> Drop for QueuePut<'_, T> {
     /// on to the next waiting putter, or leave it free.
     fn drop(&mut self) {
         let Some(id) = self.waiter else { return };
+        // Still waiting, we only leave the list: we held no slot, so the
+        // rule "a free slot means no putter waits" is untouched.
         let (waker, stale) = {
             let mut state = lock(&self.queue.state);
             let (was_notified, stale) = state.putters.remove(id);
+            // asyncio's `put` has the same branch in its `except:`, `if not
+            // self.full() and not putter.cancelled(): self._wakeup_next(
+            // self._putters)`: woken, cancelled before it put, so it wakes
+            // the next in line.
             // Handed a slot but never filled it: hand it on.
             let waker = if was_notified {
                 state.reserved_slots -= 1;
@@ -434,6 +493,9 @@ impl<T> Drop for QueuePut<'_, T> {
         };
         drop(stale);
         wake(waker);
+        // The item, if still here, is dropped with the fields after this
+        // function returns: outside our mutex, so a `T` whose `Drop`
+        // panics or uses this very queue cannot deadlock it.
     }
 }
 
@@ -461,9 +523,13 @@ impl<T> Future for QueueGet<'_, T> {
         let this = self.get_mut();
         let mut state = lock(&this.queue.state);
         // Step 1: may we take? A free item on the first poll, or one a put
-        // kept for us since; otherwise queue, or keep waiting.
+        // kept for us since; otherwise queue, or keep waiting. asyncio's
+        // `get` loops `while self.empty()` around a future in `_getters`,
+        // so a `get_nowait` between its wake and its turn can take the
+        // item, and it waits again at the back; a reservation closes that.
         let stale = match this.waiter {
             // First poll: a free item means no getter waits, so take it.
+            // (The same check `get_nowait` makes: reserved items are not.)
             None if state.item_free() => None,
             None => {
                 this.waiter = Some(state.getters.push(cx.waker()));
@@ -473,9 +539,13 @@ impl<T> Future for QueueGet<'_, T> {
             Some(id) if state.getters.is_notified(id) => {
                 let (_, stale) = state.getters.remove(id);
                 this.waiter = None;
+                // Give back the reservation and, in step 2, pop the front
+                // item: both counts fall by one together, so the invariant
+                // `reserved_items <= items.len()` holds after the pop.
                 state.reserved_items -= 1;
                 stale
             }
+            // Still queued: a spurious poll; keep the latest waker.
             Some(id) => {
                 let old = state.getters.update_waker(id, cx.waker());
                 drop(state);
@@ -500,9 +570,17 @@ impl<T> Drop for QueueGet<'_, T> {
     /// getter, or the item becomes free again; the item never moved.
     fn drop(&mut self) {
         let Some(id) = self.waiter else { return };
+        // One case step by step: getters G1 and G2 wait; `put(A)` reserves
+        // A for G1 and wakes it; G1's timeout fires before its task runs,
+        // and lands here. The reservation goes 1 → 0 and `reserve_item`
+        // gives it to G2 at once. A never left the front of the buffer, so
+        // a `put(B)` made meanwhile still comes out after A.
         let (waker, stale) = {
             let mut state = lock(&self.queue.state);
             let (was_notified, stale) = state.getters.remove(id);
+            // asyncio's `get` does this in its `except:` branch: woken by
+            // `put_nowait` but cancelled before it took the item, it calls
+            // `_wakeup_next(self._getters)` so the item finds a taker.
             // An item was kept for us and we never took it: it stays at the
             // front of the buffer, kept for the next getter if one waits.
             let waker = if was_notified {
@@ -541,8 +619,11 @@ impl<T> Future for QueueJoin<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let mut state = lock(&this.queue.state);
+        // asyncio's `join` is `if self._unfinished_tasks > 0: await
+        // self._finished.wait()`: the same two cases on the first poll.
         match this.waiter {
             None if state.unfinished == 0 => Poll::Ready(()),
+            // Work is left: queue until the last `task_done` notifies us.
             None => {
                 this.waiter = Some(state.joiners.push(cx.waker()));
                 Poll::Pending
@@ -567,6 +648,8 @@ impl<T> Future for QueueJoin<'_, T> {
 }
 
 impl<T> Drop for QueueJoin<'_, T> {
+    /// A joiner that gives up only leaves the list: the last `task_done`
+    /// notifies every joiner, so there is no turn to hand on.
     fn drop(&mut self) {
         if let Some(id) = self.waiter {
             let (_, stale) = lock(&self.queue.state).joiners.remove(id);

@@ -63,6 +63,8 @@ use crate::ch03_waker::lock;
 /// assert_eq!(event_loop.time(), Duration::from_secs(6));
 /// ```
 pub struct Semaphore {
+    /// The count and the list under one `std` mutex, held for a few
+    /// instructions: a permit and the waiter it goes to change together.
     state: Mutex<SemaphoreState>,
 }
 
@@ -76,7 +78,14 @@ struct SemaphoreState {
 impl SemaphoreState {
     /// One permit comes back: to the first waiter if anyone waits (its
     /// waker is returned, to be woken after unlocking), else to the count.
+    ///
+    /// asyncio's counterpart is `Semaphore._wake_up_next`: `_value += 1`
+    /// in `release`, then, for the first future not done, `_value -= 1`
+    /// and `set_result(True)`. The count goes up and straight down again;
+    /// ours never goes up when someone waits.
     fn hand_on(&mut self) -> Option<Waker> {
+        // The first waiting node leaves the FIFO, notified: the permit is
+        // now in that node, not in the count.
         let waker = self.waiters.notify_first();
         if waker.is_none() {
             self.permits += 1;
@@ -206,7 +215,9 @@ impl<'a> Future for Acquire<'a> {
             return Poll::Pending;
         };
         if state.waiters.is_notified(id) {
-            // A release handed us its permit: it is ours already.
+            // A release handed us its permit: it is ours already. The
+            // permit moves from the notified node into the guard below,
+            // under the mutex, so a drop between the two cannot lose it.
             let (_, stale) = state.waiters.remove(id);
             this.waiter = None;
             drop(state);
@@ -232,7 +243,10 @@ impl Drop for Acquire<'_> {
         let (waker, stale) = {
             let mut state = lock(&self.semaphore.state);
             let (was_notified, stale) = state.waiters.remove(id);
-            // Handed a permit but never took it: hand it on.
+            // Handed a permit but never took it: hand it on. asyncio's
+            // `acquire` does this in `except CancelledError:` when its
+            // future was resolved, not cancelled: `_value += 1` and
+            // `_wake_up_next()`.
             let waker = if was_notified { state.hand_on() } else { None };
             (waker, stale)
         };
