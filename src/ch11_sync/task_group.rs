@@ -76,33 +76,53 @@ use crate::ch06_join::{AbortHandle, JoinError, JoinHandle, spawn_on};
 /// assert_eq!(event_loop.time(), Duration::from_secs(1));
 /// ```
 pub struct TaskGroup {
+    /// Shared with every child's `ChildGuard`: a child is a `'static` task
+    /// that may outlive any borrow of the group, so it holds the state by
+    /// `Arc`, not by reference.
     shared: Arc<Mutex<GroupState>>,
 }
 
 struct GroupState {
     /// The running children: task number and a handle to cancel it, by
     /// the slot their wrapper knows (`None`: a free slot).
+    /// asyncio keeps a `set` of tasks here (`_tasks`); a slot index lets
+    /// a child's guard find its own entry without hashing.
     children: Vec<Option<(u64, AbortHandle)>>,
+    /// Slots freed by children that ended, reused by the next `spawn`: the
+    /// `Vec` grows to the most children alive at once, never further.
     free_slots: Vec<usize>,
-    /// Children whose future has not been dropped yet.
+    /// Children whose future has not been dropped yet. Not the number of
+    /// filled slots: `spawn` counts a child in (its step 1) before its slot
+    /// is filled (step 3), so no join can return in between.
     running: usize,
-    /// The panics so far, in the order they happened.
+    /// The panics so far, in the order they happened (asyncio's `_errors`).
     failures: Vec<JoinError>,
     /// Cancelling: a child failed, or the join was given up, or the group
-    /// dropped. A child spawned from now on is cancelled at once.
+    /// dropped. A child spawned from now on is cancelled at once. asyncio's
+    /// `_aborting` (where `create_task` raises instead).
     aborting: bool,
     /// A `join` is waiting (one at a time).
     joining: bool,
-    /// A `join` has returned: the group is finished, and takes no children.
+    /// A `join` has returned: the group is finished, and takes no children
+    /// (asyncio's `create_task` says "TaskGroup is finished" then).
     joined: bool,
-    /// The waker of the task in `join`.
+    /// The waker of the task in `join`, taken by the last child out. asyncio
+    /// has one future here, `_on_completed_fut`, that `__aexit__` awaits
+    /// and `_on_task_done` resolves when `_tasks` is empty.
     joiner: Option<Waker>,
 }
 
 impl GroupState {
     /// Starts cancelling every running child: gives back their handles,
     /// to be aborted after unlocking.
+    ///
+    /// asyncio's `_abort` is the same loop, `t.cancel()` on every task not
+    /// done yet, called inline; ours aborts after the lock is released.
     fn abort_all(&mut self) -> Vec<AbortHandle> {
+        // The flag first: a `spawn` whose step 3 comes after this sees it
+        // and aborts its child itself, since its handle is not in the list
+        // we clone below. The handles are cloned, not taken: each slot
+        // stays filled until its child's guard frees it.
         self.aborting = true;
         self.children
             .iter()
@@ -142,6 +162,10 @@ impl TaskGroup {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        // asyncio's `create_task` at this point: `self._loop.create_task(
+        // coro)`, then `task.add_done_callback(self._on_task_done)` and
+        // `self._tasks.add(task)`. Our done callback is the `ChildGuard`
+        // the child carries, which counts it out when its future drops.
         let handle = expect_running_loop("TaskGroup::spawn");
         // Step 1: count the child in before it exists, so a join cannot
         // return between the spawn and the bookkeeping, and give it a slot
@@ -173,6 +197,9 @@ impl TaskGroup {
         let join = spawn_on(&handle, child(future, guard));
         // Step 3: keep the right to cancel it; if the group is already
         // cancelling (a child failed), use it at once.
+        // The flag is read under the same lock as the slot is filled: an
+        // `abort_all` either came before (we see `aborting`, abort here) or
+        // comes after (it finds our handle in the slot). None can miss us.
         let cancel_now = {
             let mut state = lock(&self.shared);
             state.children[slot] = Some((join.id(), join.abort_handle()));
@@ -227,6 +254,9 @@ impl Drop for TaskGroup {
             }
             state.abort_all()
         };
+        // After the lock, as everywhere in this chapter: an abort reaches
+        // into chapter 5's task (marks it cancelled, queues it), and no
+        // other module's code runs under our mutex.
         for handle in handles {
             handle.abort();
         }
@@ -248,6 +278,8 @@ impl fmt::Debug for TaskGroup {
 /// Counts a child out of its group when the child's future is dropped,
 /// however it ended.
 struct ChildGuard {
+    /// The group's state, shared (see `TaskGroup::shared`): a child can
+    /// still end after its `TaskGroup` was dropped, and must count out.
     group: Arc<Mutex<GroupState>>,
     /// The child's slot in `GroupState::children`.
     slot: usize,
@@ -256,10 +288,19 @@ struct ChildGuard {
 impl ChildGuard {
     /// The child panicked: keep the payload, cancel every other child.
     fn failed(&self, payload: Box<dyn std::any::Any + Send>) {
+        // asyncio's `_on_task_done` does these steps when a child's task
+        // ends with an exception: `_errors.append(exc)`, then `_abort()`
+        // unless already aborting, then it cancels the parent task (we
+        // have no parent body to cancel: the joiner hears it from `join`).
         let handles = {
             let mut state = lock(&self.group);
+            // Step 1: which task this is. The slot is filled (spawn's step
+            // 3 runs before the child is ever polled); 0 is never a task.
             let id = state.children[self.slot].as_ref().map_or(0, |(id, _)| *id);
+            // Step 2: keep the payload, for `TaskGroupError`.
             state.failures.push(JoinError::panicked(id, payload));
+            // Step 3: the first failure cancels every sibling; a later one
+            // finds the group cancelling already and only adds itself.
             if state.aborting {
                 Vec::new()
             } else {
@@ -280,10 +321,15 @@ impl Drop for ChildGuard {
     /// cancelled, or its loop closed. In every case it is no longer running;
     /// the last one out wakes the join.
     fn drop(&mut self) {
+        // asyncio's `_on_task_done` again: `_tasks.discard(task)`, and when
+        // `_tasks` is empty, `_on_completed_fut.set_result(True)`. Here:
         let joiner = {
             let mut state = lock(&self.group);
+            // Step 1: free the slot (its handle is useless now) for reuse.
             state.children[self.slot] = None;
             state.free_slots.push(self.slot);
+            // Step 2: count out; the last one out takes the joiner's waker
+            // (none yet, if nobody joins now: a later `join` sees 0).
             state.running -= 1;
             if state.running == 0 {
                 state.joiner.take()
@@ -297,6 +343,9 @@ impl Drop for ChildGuard {
 
 /// A child's task: `future`, its poll watched for panics, and the guard
 /// that counts it out when the task drops it.
+///
+/// The guard is an argument, so it lives in the task's future state and is
+/// dropped exactly when the loop drops that future, whichever way it ends.
 async fn child<F: Future>(future: F, guard: ChildGuard) -> F::Output {
     // `pin!` pins the child inside this task's own future: no allocation.
     let mut future = pin!(future);
@@ -306,6 +355,8 @@ async fn child<F: Future>(future: F, guard: ChildGuard) -> F::Output {
             Err(payload) => {
                 // The panic hook has printed the message already. The group
                 // keeps the payload; the task's own handle gets the message.
+                // Then the panic goes on, so the loop ends the task as
+                // panicked; its payload is now a `String` of the message.
                 let message = panic_message(&*payload);
                 guard.failed(payload);
                 panic::resume_unwind(Box::new(message))
@@ -319,9 +370,11 @@ async fn child<F: Future>(future: F, guard: ChildGuard) -> F::Output {
 #[must_use = "a join does nothing unless awaited; dropping it cancels the children"]
 pub struct TaskGroupJoin<'a> {
     group: &'a TaskGroup,
-    /// It has been polled, so it is *the* join of the group.
+    /// It has been polled, so it is *the* join of the group. A join made
+    /// and dropped unpolled was never waiting: its drop cancels nothing.
     started: bool,
-    /// It returned.
+    /// It returned: its drop must not cancel children that all ended, and
+    /// a poll after this is a misuse.
     done: bool,
 }
 
@@ -355,8 +408,11 @@ impl Future for TaskGroupJoin<'_> {
             "TaskGroupJoin polled after it returned: a finished future must not be polled again"
         );
         // Children still running (cancelled ones too, until the loop has
-        // dropped them): wait for the last `ChildGuard` to wake us.
+        // dropped them): wait for the last `ChildGuard` to wake us. This is
+        // asyncio's `while self._tasks: ... await self._on_completed_fut`
+        // in `__aexit__`, which also waits for cancelled children to end.
         if state.running > 0 {
+            // Keep the waker of this poll (clone only if it changed).
             match &state.joiner {
                 Some(old) if old.will_wake(cx.waker()) => {}
                 _ => state.joiner = Some(cx.waker().clone()),
@@ -368,6 +424,8 @@ impl Future for TaskGroupJoin<'_> {
         state.joining = false;
         state.joined = true;
         state.joiner = None;
+        // asyncio raises `BaseExceptionGroup('unhandled errors in a
+        // TaskGroup', self._errors)` here; ours is the `Err` below.
         let failures = std::mem::take(&mut state.failures);
         Poll::Ready(if failures.is_empty() {
             Ok(())
@@ -387,7 +445,9 @@ impl Drop for TaskGroupJoin<'_> {
         if !self.started || self.done {
             return;
         }
-        // Given up before the children ended: cancel them.
+        // Given up before the children ended: cancel them. asyncio's
+        // `__aexit__`, cancelled in its wait, does `if not self._aborting:
+        // self._abort()`. The waker goes too: it belongs to a dead wait.
         let handles = {
             let mut state = lock(&self.group.shared);
             state.joining = false;
@@ -412,6 +472,7 @@ impl fmt::Debug for TaskGroupJoin<'_> {
 /// The children of a [`TaskGroup`] that panicked: asyncio's
 /// `ExceptionGroup` from a task group.
 pub struct TaskGroupError {
+    /// Every panic, in order: asyncio's exception group's `exceptions`.
     failures: Vec<JoinError>,
 }
 
