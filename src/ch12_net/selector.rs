@@ -69,10 +69,16 @@ pub enum Direction {
 /// can still forget itself.
 #[derive(Clone)]
 pub struct Selector {
+    /// One selector, many holders: the loop (as its idler), every socket
+    /// registered with it, and any thread that rouses the loop.
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    /// A mutex, not a `RefCell`: a socket may be dropped, and so forget
+    /// itself, on any thread. asyncio's counterpart is the `selectors`
+    /// object's map of `fd → SelectorKey`, whose `data` holds the
+    /// `(reader, writer)` pair of callbacks.
     registry: Mutex<Registry>,
     /// The end of the self-pipe the selector watches (non-blocking).
     wake_rx: UnixStream,
@@ -105,6 +111,8 @@ struct Scratch {
 /// entry at all.
 #[derive(Default)]
 struct Registry {
+    /// Keyed by the raw descriptor, since that is what `poll(2)` reports
+    /// back; the reason a socket must be forgotten before it is closed.
     interests: HashMap<RawFd, Interest>,
     /// How many wakers (socket × direction) are registered: lets the loop
     /// tell "waiting for a socket" from "deadlocked" in O(1).
@@ -121,6 +129,7 @@ struct Interest {
 }
 
 impl Interest {
+    /// The one waker slot of `direction`; the other is left alone.
     fn slot(&mut self, direction: Direction) -> &mut Option<Waker> {
         match direction {
             Direction::Read => &mut self.read,
@@ -176,6 +185,10 @@ impl Selector {
     /// Replaces the waker registered before for that socket and direction,
     /// if any: only the latest counts.
     pub fn register(&self, fd: RawFd, direction: Direction, waker: &Waker) {
+        // asyncio's `_add_reader` at this point: `get_key(fd)`, then
+        // `register(fd, EVENT_READ, ...)` if the socket is new, else
+        // `modify(fd, mask | EVENT_READ, ...)` and `reader.cancel()` for
+        // the handle it replaces. Ours replaces a waker instead.
         // Decide under the lock; drop whatever we replace after it.
         let replaced = {
             let mut registry = self.registry();
@@ -186,7 +199,10 @@ impl Selector {
                 // The same task polled again with the same waker: nothing
                 // to do, and no clone (the common case on a busy socket).
                 Some(old) if old.will_wake(waker) => return,
+                // Another waker (the future moved into a `gather`, say): the
+                // new one wins; `watching` is unchanged, still one waiter.
                 Some(old) => Some(std::mem::replace(old, waker.clone())),
+                // A new waiter in this direction: one more to watch.
                 None => {
                     *slot = Some(waker.clone());
                     registry.watching += 1;
@@ -201,8 +217,12 @@ impl Selector {
     /// Removes the waker registered for `fd` in `direction`, if any: the
     /// future that waited is gone or done.
     pub fn deregister(&self, fd: RawFd, direction: Direction) {
+        // asyncio's `_remove_reader`: clear the direction's bit from the
+        // mask, `unregister(fd)` if no bit is left, else `modify`.
         let removed = {
             let mut registry = self.registry();
+            // No entry: often a fired interest, which `select` took out
+            // already (the future was woken, then finished or dropped).
             let Some(interest) = registry.interests.get_mut(&fd) else {
                 return;
             };
@@ -222,6 +242,9 @@ impl Selector {
 
     /// Forgets `fd` in both directions: its socket is about to be closed.
     pub fn forget(&self, fd: RawFd) {
+        // Both directions at once: the socket's `Drop` calls this before
+        // std closes the descriptor (see `tcp`), so the number is free to
+        // be reused by the kernel with no waker of ours attached.
         let removed = {
             let mut registry = self.registry();
             let removed = registry.interests.remove(&fd);
@@ -254,6 +277,9 @@ impl Selector {
     /// the self-pipe, unless one is there already. Safe from any thread,
     /// never blocks. asyncio's `_write_to_self`.
     pub fn rouse(&self) {
+        // Only the rouser that raises the flag writes. asyncio's
+        // `_write_to_self` sends a byte every time; with many threads
+        // rousing at once, the flag saves all but one system call.
         if !self.inner.roused.swap(true, Ordering::AcqRel) {
             // A full pipe (`WouldBlock`) still holds bytes that will rouse
             // the loop; nothing else can fail on a socket pair we own.
@@ -274,6 +300,8 @@ impl Selector {
 
         // 1. The list for the kernel: the self-pipe first, then every
         //    socket somebody waits on, with the directions they wait in.
+        //    `poll(2)` keeps nothing between calls, so the list is made
+        //    afresh each time (`epoll` would keep it in the kernel).
         fds.clear();
         fds.push(PollFd {
             fd: self.inner.wake_rx.as_raw_fd(),
@@ -290,7 +318,9 @@ impl Selector {
         }
 
         // 2. Sleep in the kernel, without any lock held but our scratch:
-        //    other threads register, forget and rouse meanwhile.
+        //    other threads register, forget and rouse meanwhile. This is
+        //    the line of asyncio's `_run_once` that reads
+        //    `event_list = self._selector.select(timeout)`.
         let ready = sys::poll(fds, timeout)?;
         // Zero: the timeout passed (or a signal came): nobody to wake.
         if ready == 0 {
@@ -320,7 +350,11 @@ impl Selector {
         //    error or a hang-up wakes both directions: the next read or
         //    write reports it. A socket that was forgotten (or got a new
         //    waker) while we slept is looked up afresh, so a stale entry
-        //    of the list wakes nobody.
+        //    of the list wakes nobody. asyncio's `_process_events` does
+        //    this step by queuing each ready reader's and writer's handle
+        //    with `_add_callback`, and leaves them registered until a
+        //    `remove_reader`. Ours are taken (a fired interest is gone), so
+        //    a future that gets `WouldBlock` after its wake registers again.
         {
             let mut registry = self.registry();
             for entry in fds[1..].iter().filter(|entry| entry.revents != 0) {
@@ -332,10 +366,13 @@ impl Selector {
                         entry.fd
                     );
                 }
+                // Forgotten while we slept (its socket was dropped): nobody
+                // to wake for it.
                 let Some(interest) = registry.interests.get_mut(&entry.fd) else {
                     continue;
                 };
                 let broken = entry.revents & (POLLERR | POLLHUP | POLLNVAL) != 0;
+                // `watching` counts wakers, so it falls by what we take.
                 let mut taken = 0;
                 if broken || entry.revents & POLLIN != 0 {
                     if let Some(waker) = interest.read.take() {
@@ -390,6 +427,9 @@ impl Idler for Selector {
         }
     }
 
+    /// The virtual clock's question before it jumps: anything ready now?
+    /// A zero timeout, so `poll(2)` only looks; the count tells the loop
+    /// whether a task became ready and time must wait.
     fn look(&self) -> usize {
         match self.select(Some(Duration::ZERO)) {
             Ok(woken) => woken,
@@ -399,10 +439,15 @@ impl Idler for Selector {
         }
     }
 
+    /// The loop's deadlock check: with no task queued and no timer left,
+    /// a socket somebody waits on may still wake a task, so the loop waits
+    /// in `wait` instead of reporting a deadlock.
     fn is_watching(&self) -> bool {
         self.watching() > 0
     }
 
+    /// A wake from another thread reaches the sleeping loop through the
+    /// self-pipe (the condvar of chapter 3 cannot: the loop is in `poll`).
     fn rouse(&self) {
         Selector::rouse(self);
     }
