@@ -53,12 +53,18 @@ pub fn running_selector(operation: &str) -> io::Result<Selector> {
 
 /// The selector of the loop behind `handle`, made on first use.
 pub fn selector_of(handle: &Handle) -> io::Result<Selector> {
+    // Step 1: the loop's slot for it, one of its resources (an `Rc`: the
+    // resources live on the loop's thread), made empty on the first ask.
     let slot: Rc<LoopSelector> = handle.resource(|| LoopSelector {
         selector: std::cell::OnceCell::new(),
     });
+    // Step 2, the path of every socket operation after the first: made
+    // already, so a clone of its `Arc` is all it costs.
     if let Some(selector) = slot.selector.get() {
         return Ok(selector.clone());
     }
+    // Step 3, once per loop: the registry and the self-pipe (two
+    // descriptors, the only thing here that can fail).
     let selector = Selector::new().map_err(|error| {
         io::Error::new(
             error.kind(),
@@ -68,7 +74,7 @@ pub fn selector_of(handle: &Handle) -> io::Result<Selector> {
             ),
         )
     })?;
-    // From now on the loop idles in this selector's `poll(2)`, and wakes
+    // Step 4. From now on the loop idles in this selector's `poll(2)`, and wakes
     // from other threads write to its self-pipe (chapter 5's `Idler` seam).
     // Installed once per loop; if someone else installed an idler first,
     // the loop would never look at our sockets: say so rather than hang.
@@ -79,6 +85,8 @@ pub fn selector_of(handle: &Handle) -> io::Result<Selector> {
              selector is its idler",
         ));
     }
+    // Step 5: kept only now that it is the loop's idler, so a slot never
+    // holds a selector the loop does not sleep in.
     let selector = slot.selector.get_or_init(|| selector).clone();
     Ok(selector)
 }
@@ -86,6 +94,9 @@ pub fn selector_of(handle: &Handle) -> io::Result<Selector> {
 /// The per-loop resource that holds the loop's selector (made lazily: a
 /// loop that never touches a socket never opens its self-pipe).
 struct LoopSelector {
+    /// Empty until the self-pipe is made and the selector installed: a
+    /// failure there (no descriptors left) leaves it empty, and the next
+    /// socket operation tries again and reports it again.
     selector: std::cell::OnceCell<Selector>,
 }
 
@@ -94,6 +105,9 @@ struct LoopSelector {
 /// (field order in [`TcpStream`] and [`TcpListener`]), so the selector
 /// forgets the descriptor before it is closed.
 struct Source {
+    /// A copy of the socket's descriptor, the selector's key. Kept here so
+    /// that `Source` can forget it in its own `Drop`, and so that
+    /// `poll_io` borrows the source while its closure borrows the socket.
     fd: RawFd,
     /// The selector of the loop that last waited on this socket; `None`
     /// until the first `WouldBlock`.
@@ -119,6 +133,8 @@ impl Source {
                 old.forget(self.fd);
             }
         }
+        // Same loop as before, or a first wait: either way this loop's
+        // selector is the one to remember.
         Ok(self.selector.insert(current))
     }
 
@@ -131,11 +147,24 @@ impl Source {
         cx: &mut Context<'_>,
         mut attempt: impl FnMut() -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
+        // asyncio's `sock_recv` is this pattern: `sock.recv(n)`, and on
+        // `BlockingIOError` a future and `_add_reader(fd, self._sock_recv,
+        // ...)`. Its callback retries in the same way, and on another
+        // `BlockingIOError` just returns ("try again next time"), the
+        // reader staying registered; ours registers again instead.
         // A loop only for `Interrupted`; every other outcome returns.
         loop {
+            // Step 1: try. After a wake this may still be `WouldBlock`: a
+            // hang-up wakes both directions, or another reader took the
+            // bytes first. Step 2 then simply runs again: no spin.
             match attempt() {
                 // A signal interrupted the call: just try again.
                 Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                // Step 2: not ready. The selector took our previous waker
+                // when it fired (a fired interest is gone), so register
+                // now: on this loop's selector, with this poll's waker.
+                // No wake is lost between the try and the register:
+                // `poll(2)` is level-triggered (see the module doc).
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {
                     let fd = self.fd;
                     match self.attach(operation) {
@@ -144,6 +173,7 @@ impl Source {
                     }
                     return Poll::Pending;
                 }
+                // Step 3: bytes, a connection, or a real error: the answer.
                 done => return Poll::Ready(done),
             }
         }
@@ -153,6 +183,8 @@ impl Source {
     /// waker (a dropped future must not be woken, and must not keep its
     /// task alive through the registry).
     fn deregister(&self, direction: Direction) {
+        // Only the last selector is known, and that is enough: `attach`
+        // forgot this socket in any selector it left.
         if let Some(selector) = &self.selector {
             selector.deregister(self.fd, direction);
         }
@@ -160,6 +192,9 @@ impl Source {
 }
 
 impl Drop for Source {
+    /// Forget before close: this runs before the socket field's own drop
+    /// closes the descriptor, so a number the kernel hands out again never
+    /// finds a waker of ours in the registry.
     fn drop(&mut self) {
         if let Some(selector) = &self.selector {
             selector.forget(self.fd);
@@ -194,6 +229,8 @@ fn explain(error: io::Error, operation: &str) -> io::Error {
             "BrokenPipeError: [Errno 32] Broken pipe",
             "the peer has closed its side: stop writing to this connection",
         ),
+        // Kinds with no asyncio name to add go back as they are: std's
+        // message already names the system's error.
         _ => return error,
     };
     io::Error::new(
@@ -230,6 +267,8 @@ pub struct TcpListener {
     /// Declared first: dropped (forgotten by the selector) before the
     /// socket below is closed.
     source: Source,
+    /// std's listener, non-blocking: it owns the descriptor and closes it,
+    /// once, when dropped.
     socket: net::TcpListener,
 }
 
@@ -291,7 +330,8 @@ impl fmt::Debug for TcpListener {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Accept<'a> {
     listener: &'a mut TcpListener,
-    /// Whether this future registered a waker, which its drop removes.
+    /// Whether this future registered a waker, which its drop removes. An
+    /// accept that never waited takes no registry lock when dropped.
     registered: bool,
 }
 
@@ -306,7 +346,9 @@ impl Future for Accept<'_> {
         // needs the socket while `poll_io` needs the source.
         let TcpListener { source, socket } = &mut *this.listener;
         // A listening socket is "readable" when a connection waits in its
-        // backlog: `accept` then takes it without waiting.
+        // backlog: `accept` then takes it without waiting. asyncio's
+        // `sock_accept` does the same with `_add_reader(fd,
+        // self._sock_accept, fut, sock)` when the first try would block.
         let poll = source.poll_io("TcpListener::accept", Direction::Read, cx, || {
             socket.accept()
         });
@@ -316,6 +358,8 @@ impl Future for Accept<'_> {
                 this.registered = true;
                 Poll::Pending
             }
+            // `registered` stays as it was: if this poll came for another
+            // reason while our interest had not fired, the drop removes it.
             Poll::Ready(Ok((stream, peer))) => {
                 // Linux does not pass non-blocking on to accepted sockets.
                 Poll::Ready(TcpStream::from_std(stream).map(|stream| (stream, peer)))
@@ -326,6 +370,9 @@ impl Future for Accept<'_> {
 }
 
 impl Drop for Accept<'_> {
+    /// An accept given up (a timeout, an abort): its waker leaves the
+    /// registry, so its task is neither woken for this socket nor kept
+    /// alive by it.
     fn drop(&mut self) {
         if self.registered {
             self.listener.source.deregister(Direction::Read);
@@ -342,6 +389,7 @@ pub struct TcpStream {
     /// Declared first: dropped (forgotten by the selector) before the
     /// socket below is closed.
     source: Source,
+    /// std's stream, non-blocking; it owns the descriptor.
     socket: net::TcpStream,
 }
 
@@ -438,7 +486,8 @@ impl TcpStream {
     /// Writes some of `buf`, waiting until the send buffer has room for at
     /// least one byte, and returns how many bytes it took (maybe fewer than
     /// `buf.len()`: the rest is the caller's to write again). asyncio's
-    /// `loop.sock_send`.
+    /// loop has no such call (only `sock_sendall`); this is the awaitable
+    /// form of the socket's own `send`, which returns a count the same way.
     ///
     /// # Panics
     /// Polled outside a running event loop.
@@ -478,6 +527,8 @@ impl fmt::Debug for TcpStream {
 #[must_use = "futures do nothing unless awaited"]
 pub struct ReadFuture<'a> {
     stream: &'a mut TcpStream,
+    /// The caller's buffer, borrowed for the future's life: the kernel
+    /// copies into it directly, with no buffer of ours in between.
     buf: &'a mut [u8],
     /// Whether this future registered a waker, which its drop removes.
     registered: bool,
@@ -494,6 +545,8 @@ impl Future for ReadFuture<'_> {
         // of the stream, or `WouldBlock` when nothing has arrived yet (then
         // `poll_io` registers us and we wait). A read that finds data never
         // touches the selector at all: the fast path is one system call.
+        // A wake does not promise bytes: a read that gets `WouldBlock`
+        // after one goes through `poll_io`'s step 2 again and registers.
         match source.poll_io("TcpStream::read", Direction::Read, cx, || socket.read(buf)) {
             Poll::Pending => {
                 this.registered = true;
@@ -507,6 +560,8 @@ impl Future for ReadFuture<'_> {
 }
 
 impl Drop for ReadFuture<'_> {
+    /// asyncio does this in `_sock_read_done`, the done callback of the
+    /// future `sock_recv` awaits: `remove_reader(fd)`, done or cancelled.
     fn drop(&mut self) {
         if self.registered {
             self.stream.source.deregister(Direction::Read);
@@ -531,7 +586,9 @@ impl Future for WriteFuture<'_> {
         let TcpStream { source, socket } = &mut *this.stream;
         let buf = this.buf;
         // The kernel copies what fits in the socket's send buffer and says
-        // how much; `WouldBlock` only when not a single byte fits.
+        // how much; `WouldBlock` only when not a single byte fits. A
+        // partial write is an answer, `Ready(n)` with `n < buf.len()`: this
+        // future does not wait for room for the rest (`write_all` does).
         match source.poll_io("TcpStream::write", Direction::Write, cx, || {
             socket.write(buf)
         }) {
@@ -547,6 +604,7 @@ impl Future for WriteFuture<'_> {
 }
 
 impl Drop for WriteFuture<'_> {
+    /// asyncio's `_sock_write_done`: `remove_writer(fd)`.
     fn drop(&mut self) {
         if self.registered {
             self.stream.source.deregister(Direction::Write);
@@ -558,7 +616,9 @@ impl Drop for WriteFuture<'_> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct WriteAll<'a> {
     stream: &'a mut TcpStream,
-    /// What is still to be written (the front is cut off as it goes).
+    /// What is still to be written (the front is cut off as it goes). This
+    /// slice is the future's whole progress: asyncio's `sock_sendall`
+    /// keeps the same thing as `pos`, a one-item list its callback moves.
     buf: &'a [u8],
     /// Whether this future registered a waker, which its drop removes.
     registered: bool,
@@ -571,6 +631,13 @@ impl Future for WriteAll<'_> {
         let this = &mut *self;
         // Write as much as the send buffer takes, again and again, until
         // all is written or it says `WouldBlock` (then wait for room).
+        // One round, step by step, for 100 kB into a send buffer with room
+        // for 64 kB: the write takes 64 kB, `buf` is cut to the last 36 kB,
+        // and the next round's write gets `WouldBlock`: register for
+        // `Write`, `Pending`. The peer reads, room comes, the selector
+        // wakes us, and the next poll starts this loop again from `buf`,
+        // the 36 kB left. A future dropped midway has sent a prefix, as
+        // asyncio says of `sock_sendall`: how much is not known then.
         while !this.buf.is_empty() {
             let TcpStream { source, socket } = &mut *this.stream;
             let buf = this.buf;
@@ -581,6 +648,8 @@ impl Future for WriteAll<'_> {
                     this.registered = true;
                     return Poll::Pending;
                 }
+                // Zero bytes taken without `WouldBlock`: the socket can take
+                // nothing more, and looping would spin for ever.
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(io::Error::new(
                         ErrorKind::WriteZero,
@@ -588,6 +657,8 @@ impl Future for WriteAll<'_> {
                          ConnectionError); the connection cannot carry the rest",
                     )));
                 }
+                // A partial write: keep the rest and try again at once (the
+                // buffer may have room again already).
                 Poll::Ready(Ok(n)) => this.buf = &this.buf[n..],
                 Poll::Ready(Err(error)) => {
                     return Poll::Ready(Err(explain(error, "TcpStream::write_all")));
@@ -599,6 +670,7 @@ impl Future for WriteAll<'_> {
 }
 
 impl Drop for WriteAll<'_> {
+    /// A write-all given up while waiting for room leaves the registry.
     fn drop(&mut self) {
         if self.registered {
             self.stream.source.deregister(Direction::Write);
@@ -613,6 +685,8 @@ pub const LINE_LIMIT: usize = 64 * 1024;
 /// A stream with a read buffer, for line-based protocols: asyncio's
 /// `StreamReader.readline`, small.
 pub struct LineReader {
+    /// Owned, not borrowed: the buffer below belongs with this stream, and
+    /// `into_parts` gives both back together.
     stream: TcpStream,
     /// Bytes read from the socket and not handed out yet.
     buffer: Vec<u8>,
@@ -659,6 +733,7 @@ impl LineReader {
             }
             // Not yet: wait for more bytes from the socket.
             let mut chunk = [0u8; 4096];
+            // An error returns at once; what was buffered stays buffered.
             let n = self.stream.read(&mut chunk).await?;
             // The end of the stream: the last, unterminated line (maybe
             // empty, which tells the caller that nothing is left).
