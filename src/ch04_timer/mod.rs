@@ -346,10 +346,27 @@ impl Timer {
         let shared = Arc::clone(&self.handle.shared);
         let thread = thread::Builder::new()
             .name("tiny-asyncio-timer".into())
-            .spawn(move || shared.run_thread())
+            .spawn(move || {
+                ON_TIMER_THREAD.with(|flag| flag.set(true));
+                shared.run_thread()
+            })
             .expect("tiny-asyncio: the OS refused to start the timer thread");
         *lock(&self.handle.thread) = Some(thread);
     }
+}
+
+thread_local! {
+    /// Set once, at the start of a timer thread: lets [`on_timer_thread`]
+    /// answer without comparing thread names.
+    static ON_TIMER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is a timer thread. The loop's trace uses it
+/// to say that a wake came from the timer (rather than from some thread).
+pub fn on_timer_thread() -> bool {
+    ON_TIMER_THREAD
+        .try_with(std::cell::Cell::get)
+        .unwrap_or(false)
 }
 
 impl fmt::Debug for Timer {

@@ -1,0 +1,524 @@
+//! # Chapter 5 — the event loop: one thread, many tasks
+//!
+//! **The question.** `block_on` (chapter 3) runs *one* future. Yet seed 000's
+//! asynchronous users example (E000-4) runs three look-ups at once on one
+//! thread and finishes in 3 seconds instead of 6. Who takes turns, and how
+//! does a sleeping look-up get its turn back?
+//!
+//! **The documents.** E000-4 (three tasks created in the order 3, 2, 1,
+//! interleaving `3-1 2-1 1-1 | 3-2 2-2 done1 | …`), E001-2 seen again (each
+//! request now answered after its own 3, 2 and 1 s, where chapter 1's took
+//! 3, 5 and 6), E001-3 (the same with bare coroutines; the document warns
+//! the order is not guaranteed), and E002-4 (`asyncio.get_running_loop()`
+//! inside a coroutine prints the loop; outside any loop it raises
+//! `RuntimeError: no running event loop`).
+//!
+//! **The idea.** An event loop is `block_on` with a queue:
+//!
+//! * A **task** is a future the loop owns, plus a small state word.
+//! * The **run queue** is a FIFO of tasks that asked to be polled.
+//! * Each task's **waker** (an [`ArcWake`] on the task itself, chapter 3's
+//!   seam) puts the task at the back of the queue and rouses the loop if it
+//!   sleeps. A wake only enqueues; it never polls on the spot (polling inside
+//!   `wake` would re-enter the loop from wherever `wake` was called).
+//! * The loop takes **passes**: each pass polls the tasks that were queued
+//!   when the pass began, in order. What they wake or spawn waits for the
+//!   next pass (asyncio's rule), so a task that keeps waking itself cannot
+//!   starve the others.
+//! * When nothing is queued the loop **idles**: on a real clock it sleeps
+//!   until a wake arrives (from the timer thread or any other thread); on a
+//!   virtual clock it jumps straight to the next timer deadline and fires it.
+//!
+//! The main future given to [`EventLoop::run_until_complete`] takes turns in
+//! the same FIFO queue as the tasks, as asyncio wraps it in a task too.
+//!
+//! ## The files of this chapter, in reading order
+//!
+//! 1. `mod.rs` (this file): the loop itself: [`EventLoop`], its passes in
+//!    [`EventLoop::run_until_complete`], its idle, and [`run`].
+//! 2. [`state`]: the task's state bits, and the rule beside each.
+//! 3. `task.rs`: the task: its header, its stage (future, then outcome), how
+//!    it runs one poll, and [`TaskRef`], what the spawner keeps.
+//! 4. `run_queue.rs`: the FIFO run queue that wakes push to, from any thread.
+//! 5. `running.rs`: the running loop: [`Handle`], [`get_running_loop`],
+//!    [`yield_now`].
+//! 6. `seams.rs`: **skip it on a first reading.** What later chapters and
+//!    the appendices plug in: [`KeepAwake`] (outside work that holds the
+//!    virtual clock still, for chapter 9), [`Handle::resource`] (a loop's own
+//!    thread pool), and the trace hooks that feed the pictures.
+//!
+//! ## The states of a task, and their rules
+//!
+//! A task's state is a few bits in one atomic byte ([`state`]). In short: a
+//! task is in the queue **at most once**; a wake while it is queued does
+//! nothing; a wake while it is being polled gives **exactly one more poll**;
+//! a finished task is **never polled again**.
+//!
+//! ## A task keeps its outcome
+//!
+//! When a task's future returns, the loop stores the output in the task and
+//! wakes whoever asked for it through a [`TaskRef`]. When it panics, the loop
+//! catches the panic (so every other task runs on) and stores the payload.
+//! When it is dropped unfinished (cancelled, or the loop closes), the loop
+//! stores [`TaskFailure::Cancelled`]. Since a task's future is dropped
+//! exactly once, exactly one outcome is ever stored, and every handle
+//! resolves exactly once by construction. Keeping the outcome in the task
+//! also saves a second allocation and a wrapper future per task. Chapter 6
+//! builds the part people hold on this: `JoinHandle`, `JoinError`, abort,
+//! detach.
+//!
+//! ## Limits, on purpose
+//!
+//! * Spawned futures must be `Send`: a waker may travel to another thread,
+//!   and ours holds the task itself. (tokio has `spawn_local` for `!Send`
+//!   futures; we keep one kind of task.)
+//! * Each task costs two allocations: the task, and its boxed future (see
+//!   `task.rs` for why). Chapter 13 builds the task in one allocation, with
+//!   the `unsafe` code that takes.
+//! * The run queue has two halves (a lock-free one for wakes on the loop's
+//!   own thread, a locked one for other threads). That is only a speed-up:
+//!   reading it as one FIFO queue is right.
+//!
+//! **What the next chapter needs from this one.** [`Handle::spawn_task`]
+//! and its [`TaskRef`]: cancel the task ([`TaskRef::cancel`]: its future is
+//! dropped on the loop's next pass) and take its outcome
+//! ([`TaskRef::poll_output`]). Chapter 6 wraps them into `JoinHandle`, a
+//! future of the task's result.
+
+#![forbid(unsafe_code)]
+
+pub mod state;
+
+mod run_queue;
+mod running;
+mod seams;
+mod task;
+
+pub use running::{
+    Handle, NoRunningLoop, YieldNow, expect_running_loop, get_running_loop, spawn_detached,
+    try_running_loop, yield_now,
+};
+pub use seams::{KeepAwake, TraceSink};
+pub use task::{TaskFailure, TaskRef, panic_message};
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::ch03_waker::{ArcWake, Signal, lock, waker_from_arc};
+use crate::ch04_timer::{self, Clock, Timer};
+use crate::trace::{self, Event, Recorder, Trace};
+
+use run_queue::{LOCAL_QUEUE, LocalQueueGuard, RemoteQueue, Shared, Turn};
+use running::RunningGuard;
+use seams::{Runner, RunningAs, wake_source};
+use task::{Body, Header, Runnable, Stage, Task};
+
+/// The loop's own state, used only on the loop thread.
+struct LoopCore {
+    shared: Arc<Shared>,
+    timer: Timer,
+    /// Every live task, so that closing the loop can drop them all.
+    tasks: RefCell<Vec<Option<Arc<dyn Runnable>>>>,
+    free_slots: RefCell<Vec<usize>>,
+    live_tasks: Cell<usize>,
+    next_id: Cell<u64>,
+    running: Cell<bool>,
+    closed: Cell<bool>,
+    polls: Cell<u64>,
+    passes: Cell<u64>,
+    /// Things later chapters attach to a loop (chapter 9's default thread
+    /// pool), one per type, dropped when the loop closes, after its tasks.
+    resources: RefCell<Vec<Rc<dyn Any>>>,
+}
+
+impl LoopCore {
+    fn spawn<F>(&self, future: F) -> TaskRef<F::Output>
+    where
+        F: Future + Send + Unpin + 'static,
+        F::Output: Send + 'static,
+    {
+        assert!(
+            !self.closed.get(),
+            "spawn: the event loop is closed; a closed loop runs no new tasks"
+        );
+        let slot = self
+            .free_slots
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| self.tasks.borrow().len());
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        let task = Arc::new(Task {
+            header: Header {
+                state: AtomicU8::new(0),
+                slot,
+                id,
+                shared: self.shared.clone(),
+            },
+            body: Mutex::new(Body {
+                stage: Stage::Future(future),
+                joiner: None,
+            }),
+        });
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            if slot == tasks.len() {
+                tasks.push(Some(task.clone()));
+            } else {
+                tasks[slot] = Some(task.clone());
+            }
+        }
+        self.live_tasks.set(self.live_tasks.get() + 1);
+        self.shared.trace(id, || Event::Spawned);
+        // A new task is simply "woken": it joins the back of the queue and
+        // runs nothing until the spawner's poll ends (asyncio's create_task).
+        Task::schedule(&task);
+        TaskRef { task }
+    }
+
+    /// Removes a finished task from the list of live tasks.
+    fn forget_task(&self, slot: usize) {
+        let task = self.tasks.borrow_mut()[slot].take();
+        if task.is_some() {
+            self.free_slots.borrow_mut().push(slot);
+            self.live_tasks.set(self.live_tasks.get() - 1);
+        }
+        // `task` (maybe the last reference) drops here, after the borrow.
+    }
+
+    fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        let leftovers = {
+            let mut queue = lock(&self.shared.queue);
+            queue.closed = true;
+            std::mem::take(&mut queue.turns)
+        };
+        drop(leftovers);
+        // Drop every unfinished task's future, exactly once. Take the list
+        // out first: a future's `Drop` may touch the loop.
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        self.free_slots.borrow_mut().clear();
+        self.live_tasks.set(0);
+        for task in tasks.iter().flatten() {
+            task.close();
+        }
+        drop(tasks);
+        // Then what later chapters attached (a thread pool joins its
+        // threads here), newest first.
+        let resources = std::mem::take(&mut *self.resources.borrow_mut());
+        for resource in resources.into_iter().rev() {
+            drop(resource);
+        }
+    }
+}
+
+/// An event loop: asyncio's `asyncio.new_event_loop()`.
+///
+/// It belongs to the thread that made it (it is neither `Send` nor `Sync`).
+/// Closing it (dropping it, or [`EventLoop::close`]) drops every unfinished
+/// task and joins its timer thread.
+pub struct EventLoop {
+    core: Rc<LoopCore>,
+}
+
+impl EventLoop {
+    /// A loop on the real clock. Its time starts at zero now.
+    pub fn new() -> EventLoop {
+        EventLoop::with_clock(Clock::real())
+    }
+
+    /// A loop on a virtual clock: time stands still while anything can run,
+    /// and jumps to the next timer deadline when every task is waiting on a
+    /// timer. Three seconds of sleeps take microseconds of real time, and
+    /// every run is the same to the microsecond.
+    ///
+    /// The loop cannot see work on other threads: a thread that will wake a
+    /// task must hold a [`KeepAwake`] ([`Handle::keep_awake`]) while it
+    /// works (chapter 9's pool does), or the clock jumps ahead meanwhile, and
+    /// with no timer left the loop reports a deadlock. Chapter 3's
+    /// `ThreadSleep` holds none: use `sleep` on a virtual loop.
+    pub fn with_virtual_clock() -> EventLoop {
+        EventLoop::with_clock(Clock::new_virtual())
+    }
+
+    /// A loop on the given clock.
+    pub fn with_clock(clock: Clock) -> EventLoop {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(RemoteQueue {
+                turns: VecDeque::new(),
+                parked: false,
+                closed: false,
+            }),
+            has_remote: AtomicBool::new(false),
+            main_scheduled: AtomicBool::new(false),
+            signal: Signal::new(),
+            outside_work: AtomicUsize::new(0),
+            clock: clock.clone(),
+            trace: Recorder::new(),
+        });
+        EventLoop {
+            core: Rc::new(LoopCore {
+                shared,
+                timer: Timer::new(clock),
+                tasks: RefCell::new(Vec::new()),
+                free_slots: RefCell::new(Vec::new()),
+                live_tasks: Cell::new(0),
+                next_id: Cell::new(0),
+                running: Cell::new(false),
+                closed: Cell::new(false),
+                polls: Cell::new(0),
+                passes: Cell::new(0),
+                resources: RefCell::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Loop time: how long since the loop was made (asyncio's `loop.time()`,
+    /// counted from zero).
+    pub fn time(&self) -> Duration {
+        self.core.timer.now()
+    }
+
+    /// A handle to this loop, as [`get_running_loop`] would give inside it.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            core: self.core.clone(),
+        }
+    }
+
+    /// Whether the loop has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.closed.get()
+    }
+
+    /// Runs `future` to completion, with every task it spawns taking turns,
+    /// and returns its output: asyncio's `loop.run_until_complete(fut)`.
+    /// Tasks still unfinished when it returns stay in the loop (a later
+    /// `run_until_complete` runs them on).
+    ///
+    /// # Panics
+    /// If an event loop is already running on this thread (a loop cannot
+    /// wait inside itself: await the future, or spawn it), or if this loop
+    /// is closed. A panic in `future` itself is passed on to the caller, with
+    /// the loop left in a usable state.
+    pub fn run_until_complete<F: Future>(&self, future: F) -> F::Output {
+        assert!(
+            !self.is_closed(),
+            "run_until_complete: this event loop is closed (asyncio: RuntimeError: Event loop is closed)"
+        );
+        let _running = RunningGuard::enter(&self.core);
+        let _timer = ch04_timer::enter(self.core.timer.clone());
+        let mut future = pin!(future);
+        let main_waker = waker_from_arc(Arc::new(MainWaker {
+            shared: self.core.shared.clone(),
+        }));
+        let mut main_cx = Context::from_waker(&main_waker);
+        let core = &*self.core;
+        let _local_queue = LocalQueueGuard::enter(&core.shared);
+        core.shared.push_main();
+
+        let mut batch = VecDeque::new();
+        loop {
+            // One pass: everything queued now, in order; later wakes wait.
+            LOCAL_QUEUE.with(|local| std::mem::swap(&mut batch, &mut *local.turns.borrow_mut()));
+            core.shared.take_remote(&mut batch);
+            if batch.is_empty() {
+                self.idle();
+                continue;
+            }
+            core.passes.set(core.passes.get() + 1);
+            while let Some(turn) = batch.pop_front() {
+                match turn {
+                    Turn::Task(task) => task.run(core),
+                    Turn::Main => {
+                        core.shared.main_scheduled.store(false, Ordering::Release);
+                        core.shared.trace(trace::MAIN, || Event::PollStart);
+                        let running_as = RunningAs::enter(&core.shared, Runner::Task(trace::MAIN));
+                        // A panic is caught only to leave the loop as a return
+                        // does: the tasks this pass had not run yet are still
+                        // SCHEDULED, so they must go back in the queue, or no
+                        // wake could ever queue them again.
+                        let poll = panic::catch_unwind(AssertUnwindSafe(|| {
+                            future.as_mut().poll(&mut main_cx)
+                        }));
+                        drop(running_as);
+                        core.shared.trace(trace::MAIN, || Event::PollEnd {
+                            ready: !matches!(poll, Ok(Poll::Pending)),
+                        });
+                        if let Ok(Poll::Pending) = poll {
+                            continue;
+                        }
+                        // Put back what this pass had not run yet, in order.
+                        {
+                            let mut queue = lock(&core.shared.queue);
+                            while let Some(turn) = batch.pop_back() {
+                                queue.turns.push_front(turn);
+                            }
+                            core.shared.has_remote.store(true, Ordering::Release);
+                        }
+                        match poll {
+                            Ok(Poll::Ready(output)) => return output,
+                            Err(payload) => panic::resume_unwind(payload),
+                            Ok(Poll::Pending) => unreachable!("handled above"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Nothing is queued: wait for a wake, or (virtual clock) jump to the
+    /// next deadline.
+    fn idle(&self) {
+        let core = &*self.core;
+        let clock = core.timer.clock();
+        if clock.is_virtual() && core.shared.outside_work.load(Ordering::Acquire) == 0 {
+            // Outside work wakes its task *before* it lets go of its
+            // KeepAwake, so once we have read 0 above, whatever it woke is
+            // already queued: look before jumping, or the clock would leap
+            // past a task that is ready to run (it may have been queued
+            // after this pass found the queue empty).
+            if !lock(&core.shared.queue).turns.is_empty() {
+                return;
+            }
+            {
+                match core.timer.next_deadline() {
+                    Some(deadline) => {
+                        clock.advance_to(deadline);
+                        let _firing = RunningAs::enter(&core.shared, Runner::Timer);
+                        core.timer.fire_due();
+                        return;
+                    }
+                    None => {
+                        let queue = lock(&core.shared.queue);
+                        if queue.turns.is_empty() {
+                            drop(queue);
+                            panic!(
+                                "event loop deadlock: the main future is waiting, no task can run, \
+                                 no timer is set (a Duration::MAX sleep never ends) and no outside \
+                                 work holds a KeepAwake: nothing can ever wake this loop"
+                            );
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+        // Sleep until someone enqueues. `parked` is set under the queue's
+        // lock after checking that the queue is empty, so no wake is missed.
+        {
+            let mut queue = lock(&core.shared.queue);
+            if !queue.turns.is_empty() {
+                return;
+            }
+            queue.parked = true;
+        }
+        core.shared.signal.wait();
+    }
+
+    /// Closes the loop: drops every unfinished task's future (exactly once)
+    /// and, when the last user of its timer is gone, joins the timer thread.
+    /// asyncio's `loop.close()`. Dropping the loop does the same.
+    pub fn close(self) {
+        drop(self);
+    }
+
+    /// Starts recording a trace of what the loop does (see the appendix
+    /// module [`trace`]): spawns, polls, wakes and who woke,
+    /// ends. Off by default.
+    pub fn enable_trace(&self) {
+        self.core.shared.trace.set_on(true);
+    }
+
+    /// Everything traced so far (the recording starts over).
+    pub fn take_trace(&self) -> Trace {
+        self.core.shared.trace.take()
+    }
+
+    /// How many tasks are alive (spawned and not yet finished).
+    pub fn live_tasks(&self) -> usize {
+        self.core.live_tasks.get()
+    }
+
+    /// Counters for tests and the benchmark: polls of tasks, and passes
+    /// of the loop.
+    pub fn stats(&self) -> LoopStats {
+        LoopStats {
+            task_polls: self.core.polls.get(),
+            passes: self.core.passes.get(),
+            spawned: self.core.next_id.get(),
+        }
+    }
+}
+
+impl Default for EventLoop {
+    fn default() -> Self {
+        EventLoop::new()
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        self.core.close();
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.handle(), f)
+    }
+}
+
+/// Counters of what a loop has done so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopStats {
+    /// How many times a task's future was polled (the main future not counted).
+    pub task_polls: u64,
+    /// How many passes over the run queue the loop has taken.
+    pub passes: u64,
+    /// How many tasks were spawned.
+    pub spawned: u64,
+}
+
+/// The main future's waker: queues the main future's turn.
+struct MainWaker {
+    shared: Arc<Shared>,
+}
+
+impl ArcWake for MainWaker {
+    fn wake_by_ref(this: &Arc<Self>) {
+        this.shared
+            .trace(trace::MAIN, || Event::Woken { by: wake_source() });
+        this.shared.push_main();
+    }
+}
+
+/// asyncio's `asyncio.run(main)`: a fresh event loop on the real clock runs
+/// `future` to completion, then closes (unfinished tasks are dropped), and
+/// the output is returned.
+///
+/// # Panics
+/// Inside a running event loop (asyncio: `asyncio.run() cannot be called
+/// from a running event loop`). A panic in `future` reaches the caller after
+/// the loop has been closed cleanly.
+pub fn run<F: Future>(future: F) -> F::Output {
+    let event_loop = EventLoop::new();
+    let output = panic::catch_unwind(AssertUnwindSafe(|| event_loop.run_until_complete(future)));
+    event_loop.close();
+    match output {
+        Ok(output) => output,
+        Err(payload) => panic::resume_unwind(payload),
+    }
+}

@@ -1,0 +1,169 @@
+//! The run queue: a FIFO of turns that wakes push to, from any thread.
+//!
+//! Read it fourth. A wake only ever calls [`Shared::push`]; the loop takes
+//! everything queued at the start of a pass ([`Shared::take_remote`] and the
+//! local half) and polls it in order.
+//!
+//! The queue has two halves, and reading them as one FIFO queue is right:
+//! wakes on the loop's own thread land in a thread-local queue without a
+//! lock; wakes from other threads take the shared queue's lock. Each local
+//! push first moves whatever other threads queued before it, which is what
+//! keeps the two halves in one order.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::ch03_waker::{Signal, lock};
+use crate::ch04_timer::Clock;
+use crate::trace::Recorder;
+
+use super::task::Runnable;
+
+/// What the loop thread and waking threads share: the run queue.
+///
+/// The queue has two halves. Wakes from *other* threads (the timer thread,
+/// a pool thread) go to `queue`, under its lock. Wakes on the loop's own
+/// thread while it runs (a task waking another, a spawn, a virtual timer)
+/// go to a thread-local queue that needs no lock at all (`LOCAL_QUEUE`).
+/// Each pass of the loop takes both. The split is only a speed-up: most
+/// wakes happen on the loop thread, and a lock per wake was the biggest
+/// single cost of a wake.
+pub(super) struct Shared {
+    pub(super) queue: Mutex<RemoteQueue>,
+    /// Whether `queue` may hold turns: lets a pass skip the lock when
+    /// no other thread woke anything. Written under the lock.
+    pub(super) has_remote: AtomicBool,
+    /// The main future is queued (at most once, like a task).
+    pub(super) main_scheduled: AtomicBool,
+    /// Where the loop thread sleeps when it has nothing to do.
+    pub(super) signal: Signal,
+    /// Outside work that has promised to wake a task (see [`KeepAwake`]).
+    pub(super) outside_work: AtomicUsize,
+    /// The loop's clock, for timestamps of trace records.
+    pub(super) clock: Clock,
+    /// The trace of what the loop did (appendix module `trace`); off by
+    /// default, and then every hook below costs one atomic load.
+    pub(super) trace: Recorder,
+}
+
+pub(super) struct RemoteQueue {
+    pub(super) turns: VecDeque<Turn>,
+    /// The loop thread is asleep (or about to be) on `signal`; whoever
+    /// enqueues must notify it. Kept under the queue's lock, so "queue is
+    /// empty, I will sleep" and "I enqueued, is it asleep?" cannot miss each
+    /// other: that is what makes a lost wake-up impossible.
+    pub(super) parked: bool,
+    /// The loop is closed: wakes enqueue nothing any more.
+    pub(super) closed: bool,
+}
+
+/// One turn in the run queue: a task, or the main future.
+pub(super) enum Turn {
+    Main,
+    Task(Arc<dyn Runnable>),
+}
+
+impl Shared {
+    /// Puts a turn at the back of the queue and rouses the loop thread if
+    /// it sleeps. Never blocks for long, never polls: safe from any thread.
+    pub(super) fn push(&self, turn: Turn) {
+        // On the loop's own thread, while it runs: no lock, no wake-up.
+        let Err(turn) = LOCAL_QUEUE.with(|local| local.try_push(self, turn)) else {
+            return;
+        };
+        let wake_loop = {
+            let mut queue = lock(&self.queue);
+            if queue.closed {
+                false
+            } else {
+                queue.turns.push_back(turn);
+                self.has_remote.store(true, Ordering::Release);
+                std::mem::take(&mut queue.parked)
+            }
+        };
+        if wake_loop {
+            self.signal.notify();
+        }
+    }
+
+    /// Queues the main future's turn, unless it is queued already.
+    pub(super) fn push_main(&self) {
+        if !self.main_scheduled.swap(true, Ordering::AcqRel) {
+            self.push(Turn::Main);
+        }
+    }
+
+    /// Moves everything other threads queued to the back of `batch`.
+    pub(super) fn take_remote(&self, batch: &mut VecDeque<Turn>) {
+        if self.has_remote.load(Ordering::Acquire) {
+            let mut queue = lock(&self.queue);
+            batch.extend(queue.turns.drain(..));
+            self.has_remote.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The lock-free half of the run queue, for the loop running on this
+/// thread (one at most: loops do not nest).
+pub(super) struct LocalQueue {
+    /// The address of the running loop's `Shared`, or 0.
+    pub(super) owner: Cell<usize>,
+    pub(super) turns: RefCell<VecDeque<Turn>>,
+}
+
+impl LocalQueue {
+    pub(super) fn try_push(&self, shared: &Shared, turn: Turn) -> Result<(), Turn> {
+        if self.owner.get() == std::ptr::from_ref(shared) as usize {
+            let mut turns = self.turns.borrow_mut();
+            // Keep FIFO across the two halves: a wake from another thread
+            // that happened before this one (so its flag is visible here)
+            // must run first. It costs one atomic load per local wake.
+            shared.take_remote(&mut turns);
+            turns.push_back(turn);
+            Ok(())
+        } else {
+            Err(turn)
+        }
+    }
+}
+
+thread_local! {
+    /// See [`Shared`]: wakes on the loop's thread land here.
+    pub(super) static LOCAL_QUEUE: LocalQueue = const {
+        LocalQueue {
+            owner: Cell::new(0),
+            turns: RefCell::new(VecDeque::new()),
+        }
+    };
+}
+
+/// Makes this thread's local queue serve a loop while it runs; afterwards,
+/// hands what is left in it to the shared queue, so that nothing queued is
+/// lost between two `run_until_complete` calls.
+pub(super) struct LocalQueueGuard<'a> {
+    pub(super) shared: &'a Shared,
+}
+
+impl<'a> LocalQueueGuard<'a> {
+    pub(super) fn enter(shared: &'a Shared) -> Self {
+        LOCAL_QUEUE.with(|local| local.owner.set(std::ptr::from_ref(shared) as usize));
+        LocalQueueGuard { shared }
+    }
+}
+
+impl Drop for LocalQueueGuard<'_> {
+    fn drop(&mut self) {
+        let leftovers = LOCAL_QUEUE.with(|local| {
+            local.owner.set(0);
+            std::mem::take(&mut *local.turns.borrow_mut())
+        });
+        if !leftovers.is_empty() {
+            let mut queue = lock(&self.shared.queue);
+            queue.turns.extend(leftovers);
+            self.shared.has_remote.store(true, Ordering::Release);
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The running loop: [`Handle`], [`get_running_loop`], and [`yield_now`].
+//!
+//! Read it fifth. asyncio keeps "the running loop" per thread, so that a
+//! coroutine can find it without being handed it; so do we, in
+//! `RUNNING_LOOP`, set while `run_until_complete` runs. A [`Handle`] is
+//! what `get_running_loop()` gives: spawn on it, read its time, print it.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::ch03_waker::{ExecutorGuard, enter_executor};
+
+use super::LoopCore;
+use super::task::TaskRef;
+
+thread_local! {
+    /// The loop running on this thread, if any: asyncio's "running loop".
+    pub(super) static RUNNING_LOOP: RefCell<Option<Rc<LoopCore>>> = const { RefCell::new(None) };
+}
+
+/// Marks the loop as running on this thread while it runs.
+pub(super) struct RunningGuard {
+    pub(super) core: Rc<LoopCore>,
+    /// Chapter 3's "an executor runs here" mark: `block_on` inside a task
+    /// (or this loop inside a `block_on`) is refused with a clear message.
+    pub(super) _executor: ExecutorGuard,
+}
+
+impl RunningGuard {
+    pub(super) fn enter(core: &Rc<LoopCore>) -> RunningGuard {
+        RUNNING_LOOP.with(|running| {
+            let running = running.borrow_mut();
+            assert!(
+                running.is_none(),
+                "run_until_complete: an event loop is already running on this thread, and a loop \
+                 cannot block inside itself (asyncio: RuntimeError: This event loop is already \
+                 running). Await the future, or spawn it, instead"
+            );
+        });
+        // May refuse (inside a `block_on`) before anything is marked.
+        let executor = enter_executor("run_until_complete");
+        RUNNING_LOOP.with(|running| *running.borrow_mut() = Some(core.clone()));
+        core.running.set(true);
+        RunningGuard {
+            core: core.clone(),
+            _executor: executor,
+        }
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.core.running.set(false);
+        RUNNING_LOOP.with(|running| running.borrow_mut().take());
+    }
+}
+
+/// A handle to a running (or at least existing) event loop, as asyncio's
+/// `get_running_loop()` returns. It prints like asyncio's loop repr.
+#[derive(Clone)]
+pub struct Handle {
+    pub(super) core: Rc<LoopCore>,
+}
+
+impl Handle {
+    /// Spawns `future` as a task: it joins the back of the run queue and
+    /// runs nothing until the spawner's poll ends (asyncio's
+    /// `create_task`). The [`TaskRef`] can cancel it and, once it has
+    /// finished, hand out its output. Chapter 6 builds `spawn` on this.
+    ///
+    /// # Panics
+    /// If the loop is closed.
+    pub fn spawn_task<F>(&self, future: F) -> TaskRef<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.core.spawn(Box::pin(future))
+    }
+
+    /// Spawns a task whose output nobody wants (see [`Handle::spawn_task`]).
+    pub fn spawn_detached<F: Future<Output = ()> + Send + 'static>(&self, future: F) -> TaskRef {
+        self.spawn_task(future)
+    }
+
+    /// The loop's time (see [`EventLoop::time`](super::EventLoop::time)).
+    pub fn time(&self) -> Duration {
+        self.core.timer.now()
+    }
+
+    /// Whether the loop is running right now.
+    pub fn is_running(&self) -> bool {
+        self.core.running.get()
+    }
+
+    /// Whether the loop is closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.closed.get()
+    }
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<EventLoop running={} closed={} debug=false>",
+            self.is_running(),
+            self.is_closed()
+        )
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The error [`try_running_loop`] gives outside a running loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoRunningLoop;
+
+impl fmt::Display for NoRunningLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no running event loop")
+    }
+}
+
+impl std::error::Error for NoRunningLoop {}
+
+/// The loop running on this thread, or [`NoRunningLoop`]: the fallible form
+/// of asyncio's `get_running_loop()` (E002-4).
+pub fn try_running_loop() -> Result<Handle, NoRunningLoop> {
+    RUNNING_LOOP
+        .with(|running| running.borrow().clone())
+        .map(|core| Handle { core })
+        .ok_or(NoRunningLoop)
+}
+
+/// The loop running on this thread: asyncio's `get_running_loop()` (E002-4).
+///
+/// # Panics
+/// Outside a running loop, with asyncio's message: "no running event loop".
+pub fn get_running_loop() -> Handle {
+    expect_running_loop("get_running_loop")
+}
+
+/// The running loop, for an `operation` that cannot work without one.
+///
+/// # Panics
+/// Outside a running loop, with a message that names `operation` and says
+/// there is no running event loop.
+pub fn expect_running_loop(operation: &str) -> Handle {
+    match try_running_loop() {
+        Ok(handle) => handle,
+        Err(_) => panic!(
+            "{operation}: there is no running event loop on this thread (asyncio: RuntimeError: \
+             no running event loop); call it from inside run(...) or run_until_complete(...)"
+        ),
+    }
+}
+
+/// Spawns a task that nobody waits for on the running loop.
+///
+/// # Panics
+/// Outside a running loop: "there is no running event loop".
+pub fn spawn_detached<F: Future<Output = ()> + Send + 'static>(future: F) -> TaskRef {
+    expect_running_loop("spawn_detached").spawn_detached(future)
+}
+
+/// Gives other tasks a turn: asyncio's `await asyncio.sleep(0)`. The task
+/// goes to the back of the queue and runs again on the loop's next pass.
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future [`yield_now`] returns.
+#[derive(Debug)]
+#[must_use = "yield_now does nothing unless awaited"]
+pub struct YieldNow {
+    pub(super) yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

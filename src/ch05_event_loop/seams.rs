@@ -1,0 +1,208 @@
+//! The seams: what later chapters and the appendices plug into the loop.
+//!
+//! **Skip this file on a first reading.** Nothing here changes how the loop
+//! takes turns; it only lets other pieces attach to it:
+//!
+//! * [`KeepAwake`] ([`Handle::keep_awake`]): outside work (chapter 9's pool)
+//!   that will wake a task holds the virtual clock still meanwhile.
+//! * [`Handle::resource`]: a loop keeps one value per type, dropped when it
+//!   closes (chapter 9's default thread pool).
+//! * [`Handle::timer`]: the loop's timer, for chapter 4's `sleep`.
+//! * The trace hooks ([`TraceSink`], `Shared::trace`, who is running): the
+//!   loop reports what it does to the appendix module [`trace`](crate::trace)
+//!   when tracing is on, for the pictures. Off, each hook is one atomic load.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::ch04_timer::{Timer, on_timer_thread};
+use crate::trace::{Event, Record, Trace, WakeSource};
+
+use super::run_queue::Shared;
+use super::running::Handle;
+
+/// Who is running on the loop thread right now, as the trace sees it.
+#[derive(Clone, Copy)]
+pub(super) enum Runner {
+    /// The main future (trace number [`trace::MAIN`](crate::trace::MAIN)) or
+    /// a task, by its number.
+    Task(u64),
+    /// The loop is firing virtual timers: their wakes come from the timer.
+    Timer,
+}
+
+thread_local! {
+    /// On the loop thread, while tracing: who is running right now, so a
+    /// wake can say who woke. `None` off the loop thread, or between turns.
+    static NOW_RUNNING: Cell<Option<Runner>> = const { Cell::new(None) };
+}
+
+/// Who is waking, seen from the thread that calls `wake`.
+pub(super) fn wake_source() -> WakeSource {
+    // `try_with`: a wake may come from a thread-local destructor while this
+    // thread exits, when NOW_RUNNING may already be gone.
+    match NOW_RUNNING.try_with(Cell::get).ok().flatten() {
+        Some(Runner::Timer) => WakeSource::Timer,
+        Some(Runner::Task(task)) => WakeSource::Task(task),
+        None if on_timer_thread() => WakeSource::Timer,
+        None => match std::thread::current().name() {
+            Some(name) => WakeSource::Thread(name.to_string()),
+            None => WakeSource::Thread("unnamed".to_string()),
+        },
+    }
+}
+
+/// Marks (while tracing) who runs on the loop thread until dropped.
+pub(super) enum RunningAs {
+    /// Tracing is off: nothing was marked, nothing to restore.
+    Untraced,
+    /// Tracing is on: `NOW_RUNNING` held `previous` before, and gets it
+    /// back on drop (a task's poll may run inside the main future's turn).
+    Traced { previous: Option<Runner> },
+}
+
+impl RunningAs {
+    pub(super) fn enter(shared: &Shared, who: Runner) -> RunningAs {
+        if shared.trace.is_on() {
+            let previous = NOW_RUNNING.with(|n| n.replace(Some(who)));
+            RunningAs::Traced { previous }
+        } else {
+            RunningAs::Untraced
+        }
+    }
+}
+
+impl Drop for RunningAs {
+    fn drop(&mut self) {
+        if let RunningAs::Traced { previous } = *self {
+            NOW_RUNNING.with(|n| n.set(previous));
+        }
+    }
+}
+
+impl Handle {
+    /// The loop's resource of type `T`, made by `make` on first use and
+    /// dropped when the loop closes (after every task has been dropped).
+    /// This is the seam later chapters use to give a loop something of its
+    /// own, such as chapter 9's default thread pool.
+    pub fn resource<T: 'static>(&self, make: impl FnOnce() -> T) -> Rc<T> {
+        assert!(
+            !self.is_closed(),
+            "Handle::resource: the event loop is closed and keeps no new resources"
+        );
+        let found = self
+            .core
+            .resources
+            .borrow()
+            .iter()
+            .find_map(|r| r.clone().downcast::<T>().ok());
+        if let Some(found) = found {
+            return found;
+        }
+        let made = Rc::new(make());
+        self.core.resources.borrow_mut().push(made.clone());
+        made
+    }
+
+    /// The loop's trace recorder (see [`EventLoop::enable_trace`](super::EventLoop::enable_trace)): name a
+    /// task for pictures, or record a job on a pool thread.
+    pub fn tracer(&self) -> TraceSink {
+        TraceSink {
+            shared: self.core.shared.clone(),
+        }
+    }
+
+    /// The loop's timer (the one `sleep` uses inside it).
+    pub fn timer(&self) -> &Timer {
+        &self.core.timer
+    }
+
+    /// Announces work outside the loop (another thread) that will wake a
+    /// task. While the returned guard lives, a virtual clock does not jump
+    /// ahead: the loop waits for that wake instead, as time cannot pass
+    /// "instantly" for real work. Chapter 9's thread pool holds one per job.
+    pub fn keep_awake(&self) -> KeepAwake {
+        self.core.shared.outside_work.fetch_add(1, Ordering::AcqRel);
+        KeepAwake {
+            shared: self.core.shared.clone(),
+        }
+    }
+}
+
+/// Keeps a virtual clock from jumping while outside work is under way (see
+/// [`Handle::keep_awake`]). `Send`: give it to the thread doing the work.
+pub struct KeepAwake {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Drop for KeepAwake {
+    fn drop(&mut self) {
+        self.shared.outside_work.fetch_sub(1, Ordering::AcqRel);
+        // The loop may be idle waiting for exactly this: let it look again.
+        self.shared.signal.notify();
+    }
+}
+
+/// A `Send` handle to a loop's trace recorder, for threads other than the
+/// loop's (chapter 9's pool threads record their jobs through it).
+#[derive(Clone)]
+pub struct TraceSink {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl TraceSink {
+    /// Whether the loop is tracing.
+    pub fn is_on(&self) -> bool {
+        self.shared.trace.is_on()
+    }
+
+    /// Records `event` for task `task` at the loop's current time.
+    pub fn record(&self, task: u64, event: Event) {
+        self.shared.trace(task, || event);
+    }
+
+    /// Names task `task` in pictures.
+    pub fn name(&self, task: u64, name: impl Into<String>) {
+        self.shared.trace.name(task, name);
+    }
+
+    /// Everything traced so far, as [`EventLoop::take_trace`](super::EventLoop::take_trace); a sink
+    /// outlives its loop, so this also reads the `Closed` records that
+    /// closing the loop leaves.
+    pub fn take(&self) -> Trace {
+        self.shared.trace.take()
+    }
+}
+
+/// The trace hooks of the run queue's shared half: every place the loop
+/// reports to the trace calls one of these.
+impl Shared {
+    /// Keeps a trace record, if tracing is on. The time is read under the
+    /// recorder's lock, so records from several threads stay in time order.
+    #[inline]
+    pub(super) fn trace(&self, task: u64, event: impl FnOnce() -> Event) {
+        self.trace_if(task, || true, event);
+    }
+
+    /// [`Shared::trace`], if `keep` (checked under the recorder's lock)
+    /// says so.
+    #[inline]
+    pub(super) fn trace_if(
+        &self,
+        task: u64,
+        keep: impl FnOnce() -> bool,
+        event: impl FnOnce() -> Event,
+    ) {
+        if self.trace.is_on() {
+            self.trace.record_with(|| {
+                keep().then(|| Record {
+                    at: self.clock.now(),
+                    task,
+                    event: event(),
+                })
+            });
+        }
+    }
+}

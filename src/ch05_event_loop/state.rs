@@ -1,0 +1,50 @@
+//! The state bits of a task, and the rules that govern them.
+//!
+//! Read this file second, after `mod.rs`: it is short, and every other file
+//! of the chapter obeys it. (smol's `async-task` keeps its task states in a
+//! file of their own, `state.rs`, for the same reason: one place to look.)
+//!
+//! All five bits live in one `AtomicU8` in the task's header, because wakes
+//! arrive from any thread while the loop thread polls. Each bit below says
+//! who sets it, who clears it, and what it forbids. The life of a task, in
+//! the bits it carries (`S` SCHEDULED, `R` RUNNING, `C` COMPLETE):
+//!
+//! ```text
+//!  spawn        pass takes it     poll returns Pending      wake
+//! ───────▶ S ─────────────────▶ R ──────────────────▶ idle ───────▶ S ─▶ …
+//!                                 │  (woken during the poll: R+S,
+//!                                 │   so Pending re-queues it once)
+//!                                 └─ poll returns Ready ─▶ C, then OUTCOME
+//! ```
+//!
+//! `CANCELLED` may join at any point before `C`: the next time the loop takes
+//! the task from the queue it drops the future instead of polling it.
+//!
+//! The property tests in `tests/ch05_properties.rs` check these rules on
+//! random programs (at most once in the queue, exactly one more poll for
+//! wakes during a poll, never polled after `C`), and the trace appendix's
+//! `Trace::check_invariants` checks them on recordings of real runs.
+
+/// The task is in the run queue, or will be put back there when its
+/// current poll ends. *Rule:* set only by a wake that found it clear; a
+/// wake that finds it set does nothing (so a task is in the queue at most
+/// once). Cleared by the loop just before the poll starts, so a wake
+/// during the poll sets it again.
+pub const SCHEDULED: u8 = 1 << 0;
+/// The loop is polling the task right now. *Rule:* a wake while RUNNING
+/// sets SCHEDULED but does not enqueue; when the poll returns `Pending`
+/// the loop sees SCHEDULED and enqueues the task once: exactly one more
+/// poll, however many wakes came during this one.
+pub const RUNNING: u8 = 1 << 1;
+/// The task's future returned `Ready` or was dropped. *Rule:* final. A
+/// COMPLETE task is never polled again and wakes are ignored.
+pub const COMPLETE: u8 = 1 << 2;
+/// Someone asked to cancel the task. *Rule:* the next time the loop
+/// takes the task from the queue it drops the future instead of polling
+/// it, and the task becomes COMPLETE.
+pub const CANCELLED: u8 = 1 << 3;
+/// The task's outcome (output, panic or "cancelled") is stored and its
+/// future is gone. *Rule:* set last, after the future was dropped, so
+/// whoever sees it (a `JoinHandle`'s `is_finished`) knows that nothing
+/// of the task's future is still alive.
+pub const OUTCOME: u8 = 1 << 4;
