@@ -11,16 +11,29 @@
 //! [`Timeout`] is a race between two futures, written directly: the inner
 //! future, and a chapter 4 [`Sleep`] to the deadline. Each poll:
 //!
-//! 1. polls the inner future; if it is ready, that is the answer, `Ok`. The
-//!    inner future goes **first**, so one that is ready exactly at the
-//!    deadline wins (asyncio's `wait_for` also returns a result that is
-//!    already there);
-//! 2. else polls the sleep; if the deadline has passed, the inner future is
+//! 1. polls the sleep; if the deadline has passed, the inner future is
 //!    **dropped** (which cancels whatever it was waiting for: its own sleeps
 //!    unregister, a `JoinHandle` lets go) and then `Err(`[`Elapsed`]`)` is
-//!    returned;
+//!    returned. The deadline goes **first**, so at a tie (the inner future
+//!    would be ready at the very instant of the deadline) the deadline
+//!    wins, as in asyncio: `wait_for(sleep(0.05), 0.05)` raises
+//!    `TimeoutError` on CPython 3.11, 3.12 and 3.13, on a real clock too;
+//! 2. else polls the inner future; if it is ready, that is the answer, `Ok`;
 //! 3. else `Pending`. Both were polled with the same waker, so whichever is
 //!    ready first wakes us.
+//!
+//! Why the deadline first fits the virtual clock exactly: at the deadline's
+//! instant asyncio pops every timer due into one iteration. The timeout's
+//! callback was registered before the inner coroutine ran (its timers come
+//! later), so it runs first, and by the time the coroutine could resume it
+//! has been told to stop: in 3.12+ the task is cancelled
+//! (`asyncio.timeout`), in 3.11 `wait_for` finds its inner task not done.
+//! Our `Sleep` registers at the `Timeout`'s first poll, before the inner
+//! future's first poll, so its timer fires first too, and our task, woken
+//! by both, looks at the deadline first. (The one case where 3.11 lets the
+//! inner win a tie, an inner *task* whose last timer was registered before
+//! the `wait_for`'s own and which ends in one step, is not reproduced: the
+//! deadline wins it here, as it does in 3.12 and 3.13.)
 //!
 //! **The choices, written down.**
 //!
@@ -30,11 +43,12 @@
 //!   chapter 4's `sleep_until` does. (A `Timeout` made outside any loop,
 //!   as in `run_until_complete(timeout(d, f))`, is bound to the loop at its
 //!   first poll, as any such `Sleep` is: see chapter 4.)
-//! * A zero (or past) deadline on a future that is not ready gives `Elapsed`
-//!   at the first poll, with no wait; on a future that is ready at once it
-//!   gives `Ok` (the inner future is polled first). `Duration::MAX`, or any
-//!   deadline past what the clock can hold, means "never": chapter 4
-//!   saturates it, nothing panics or overflows.
+//! * A zero (or past) deadline gives `Elapsed` at the first poll, with no
+//!   wait, and the inner future is never polled: asyncio's
+//!   `wait_for(coro, 0)` never runs the coroutine either and raises
+//!   `TimeoutError`, even for one that would return at once (3.11-3.13).
+//!   `Duration::MAX`, or any deadline past what the clock can hold, means
+//!   "never": chapter 4 saturates it, nothing panics or overflows.
 //! * The inner future is held as `Option<Pin<Box<F>>>`: it must stay pinned
 //!   while it runs, and we must be able to drop it early by setting the
 //!   option to `None`. Boxing pins without `unsafe`; tokio's `Timeout`
@@ -98,9 +112,10 @@ impl std::error::Error for Elapsed {}
 /// Waits for `future` for at most `duration`: asyncio's
 /// `await asyncio.wait_for(future, timeout=duration)` (E004-3).
 ///
-/// Gives `Ok(output)` if the future finishes by the deadline (fixed now,
-/// at this call), else `Err(Elapsed)` at the deadline, after dropping the
-/// future. See the module docs for the choices.
+/// Gives `Ok(output)` if the future finishes before the deadline (fixed
+/// now, at this call), else `Err(Elapsed)` at the deadline, after dropping
+/// the future; at a tie the deadline wins, as in asyncio. See the module
+/// docs for the choices.
 ///
 /// ```
 /// use std::time::Duration;
@@ -134,9 +149,9 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoF
 }
 
 /// Waits for `future` until loop time `deadline` (like [`sleep_until`]):
-/// `Ok(output)` if it finishes by then, else `Err(Elapsed)` at the deadline,
-/// after dropping the future. A deadline in the past gives `Elapsed` at the
-/// first poll, unless the future is ready at once.
+/// `Ok(output)` if it finishes before then, else `Err(Elapsed)` at the
+/// deadline, after dropping the future. A deadline in the past gives
+/// `Elapsed` at the first poll, without polling the future.
 pub fn timeout_at<F: IntoFuture>(deadline: Duration, future: F) -> Timeout<F::IntoFuture> {
     // Measured on the loop's clock: now if we are in a loop, else at the
     // first poll (when the sleep, too, learns which loop it belongs to).
@@ -191,11 +206,9 @@ impl<F: Future> Future for Timeout<F> {
         let after = *this
             .after
             .get_or_insert_with(|| deadline.saturating_sub(ch04_timer::now()));
-        // The inner future first: ready at the deadline still counts.
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            this.future = None;
-            return Poll::Ready(Ok(output));
-        }
+        // The deadline first: at a tie it wins, as in asyncio. Its first
+        // poll also registers its timer before the inner future's first
+        // poll registers any, so at the deadline's instant it fires first.
         if Pin::new(&mut this.sleep).poll(cx).is_ready() {
             // Cancel by dropping, before anyone hears about the timeout.
             this.future = None;
@@ -203,6 +216,11 @@ impl<F: Future> Future for Timeout<F> {
                 after,
                 deadline: this.sleep.deadline(),
             }));
+        }
+        // The deadline is still ahead: the inner future's turn.
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            this.future = None;
+            return Poll::Ready(Ok(output));
         }
         Poll::Pending
     }

@@ -29,9 +29,17 @@ Markers: a transcript line starting with "!" is not something the program
 printed but a note that the program reached a construct where asyncio and
 tiny-asyncio differ on purpose (the Rust side stops comparing there):
 
-* "!cancel-propagates": a task is cancelled while it awaits another task
-  (directly, or inside a gather or a timeout block). asyncio cancels the
-  awaited task too; our `abort` leaves it running.
+* "!cancel-propagates": a task is cancelled (or a wait_for gives up on a
+  block) while it awaits another task, directly or inside a gather or a
+  timeout block. asyncio cancels the awaited task too; our `abort` (and
+  our `timeout`, which drops the block) leaves that task running. The
+  timeout's check runs at its deadline, just before wait_for's own timer.
+* "!nested-cancel": a wait_for gives up on a block in which another
+  wait_for is in progress. asyncio's cancellation unwinds through that
+  wait_for's `except CancelledError:` handler, which takes iterations and,
+  in 3.11, returns the inner result instead if the inner task finished
+  meanwhile (the cancellation is swallowed); ours drops the whole block at
+  once.
 """
 
 import asyncio
@@ -98,15 +106,33 @@ def run_program(prog):
     bodies = prog["bodies"]
     out = []
     handles = {}  # task id -> asyncio.Task
-    # task id -> how many awaits of other tasks are in progress under it
-    # (in its own body, or in a gather/timeout block it runs)
-    awaiting = {}
+    # Awaits of tasks in progress: (path, task). A path names where a body
+    # runs: (task id,) for a task's own body, plus one block id for each
+    # gather or timeout block inside it. Cancelling what runs at a path
+    # cancels, in asyncio, every task awaited under it.
+    awaiting = []
+    # The paths of the blocks run by a wait_for now in progress.
+    timing_out = []
     loop_box = []
 
     def say(text):
         out.append("%d %s" % (int(loop_box[0].time()), text))
 
-    async def body(b, owner):
+    def under(path, other):
+        return other[: len(path)] == path
+
+    def mark_if_awaiting_under(path):
+        """Marks the transcript if cancelling `path` reaches a running task."""
+        if any(under(path, p) and not t.done() for p, t in awaiting):
+            out.append("!cancel-propagates")
+
+    def mark_at_deadline(path):
+        """At a wait_for's deadline: marks what its cancellation will meet."""
+        mark_if_awaiting_under(path)
+        if any(under(path, p) and p != path for p in timing_out):
+            out.append("!nested-cancel")
+
+    async def body(b, path):
         for i, step in enumerate(bodies[b]):
             op = step[0]
             here = "%d.%d" % (b, i)
@@ -118,14 +144,15 @@ def run_program(prog):
                 await asyncio.sleep(0)
             elif op == "spawn":
                 j = step[1]
-                handles[j] = asyncio.create_task(body(j, j))
+                handles[j] = asyncio.create_task(body(j, (j,)))
             elif op == "await":
                 j = step[1]
                 task = handles.get(j)
                 if task is None:
                     say("%s await t%d = none" % (here, j))
                     continue
-                awaiting.setdefault(owner, []).append(task)
+                entry = (path, task)
+                awaiting.append(entry)
                 try:
                     value = await task
                 except asyncio.CancelledError:
@@ -133,23 +160,31 @@ def run_program(prog):
                         raise  # we are the one being cancelled
                     value = "cancelled"
                 finally:
-                    awaiting[owner].remove(task)
+                    awaiting.remove(entry)
                 say("%s await t%d = %s" % (here, j, value))
             elif op == "abort":
                 task = handles.get(step[1])
                 if task is not None and not task.done():
-                    if any(not t.done() for t in awaiting.get(step[1], [])):
-                        out.append("!cancel-propagates")
+                    mark_if_awaiting_under((step[1],))
                     task.cancel()
             elif op == "gather":
-                values = await asyncio.gather(*(body(c, owner) for c in step[1]))
+                children = [body(c, path + (c,)) for c in step[1]]
+                values = await asyncio.gather(*children)
                 say("%s gather = %s" % (here, ",".join(values)))
             elif op == "timeout":
                 limit, c = step[1], step[2]
+                loop = loop_box[0]
+                if limit > 0:
+                    # Registered just before wait_for's own timer, so it
+                    # runs just before it, at the same instant.
+                    loop.call_later(limit, mark_at_deadline, path + (c,))
+                timing_out.append(path + (c,))
                 try:
-                    value = await asyncio.wait_for(body(c, owner), limit)
+                    value = await asyncio.wait_for(body(c, path + (c,)), limit)
                 except TimeoutError:
                     value = "elapsed"
+                finally:
+                    timing_out.remove(path + (c,))
                 say("%s timeout = %s" % (here, value))
             else:
                 raise ValueError("unknown step %r" % (step,))
@@ -157,7 +192,7 @@ def run_program(prog):
 
     async def main():
         loop_box.append(asyncio.get_running_loop())
-        await body(0, 0)
+        await body(0, (0,))
         say("main returns")
 
     with asyncio.Runner(loop_factory=VirtualLoop) as runner:
