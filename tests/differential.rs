@@ -164,6 +164,10 @@ impl Program {
     fn render(&self) -> String {
         let mut out = String::new();
         for (b, body) in self.bodies.iter().enumerate() {
+            if b > 0 && body.is_empty() {
+                writeln!(out, "async def body{b}(): pass").unwrap();
+                continue;
+            }
             let name = if b == 0 {
                 "async def main():  # body 0".to_string()
             } else {
