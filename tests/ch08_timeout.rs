@@ -287,6 +287,30 @@ fn a_timed_out_join_handle_detaches_the_task_and_abort_stops_it() {
     assert_eq!(log.timed(), [line(secs(5), "detached task finished")]);
 }
 
+/// asyncio's `wait_for(task, t)` cancels the task when time runs out; our
+/// `timeout(t, handle)` detaches it. `timeout(t, &mut handle)` lends the
+/// handle instead: after `Elapsed` the task is still ours, to await again
+/// (here it finishes at 5 s) or to abort.
+#[test]
+fn a_timeout_of_a_borrowed_handle_keeps_the_task_to_await_again_or_abort() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let (second_wait, aborted) = event_loop.run_until_complete(async {
+        let mut slow = spawn(async {
+            sleep(secs(5)).await;
+            "slow"
+        });
+        let mut stuck = spawn(pending::<()>());
+        assert!(timeout(secs(1), &mut slow).await.is_err());
+        assert!(timeout(secs(1), &mut stuck).await.is_err());
+        assert_eq!(get_running_loop().time(), secs(2));
+        stuck.abort();
+        (slow.await, stuck.await)
+    });
+    assert_eq!(second_wait.unwrap(), "slow");
+    assert!(aborted.unwrap_err().is_cancelled());
+    assert_eq!(event_loop.time(), secs(5));
+}
+
 #[test]
 #[should_panic(expected = "Timeout polled after it returned")]
 fn a_timeout_polled_after_completion_panics() {
