@@ -504,7 +504,8 @@ impl Drop for EnterGuard {
 
 /// The timer entered on this thread with [`enter`], if any.
 pub fn entered_timer() -> Option<Timer> {
-    CURRENT.with(|c| c.borrow().clone())
+    // `try_with`: from a thread-local's destructor, there is none.
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
 /// The timer `sleep` would use here: the entered one, or the process-wide

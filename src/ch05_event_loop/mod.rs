@@ -32,6 +32,19 @@
 //! The main future given to [`EventLoop::run_until_complete`] takes turns in
 //! the same FIFO queue as the tasks, as asyncio wraps it in a task too.
 //!
+//! ## The end of a run
+//!
+//! When the main future returns, asyncio does not stop on the spot: the
+//! main task's "done" callback is queued like any other turn, runs in the
+//! *next* iteration, and stops the loop when that iteration ends. So the
+//! current pass runs to its end, and **one more pass** runs, before
+//! `run_until_complete` returns. We do the same. What that means for a
+//! program: a task created in main's last step still runs its first step
+//! (up to its first `await`); a task created in that extra pass does not
+//! run, and waits in the queue for the next `run_until_complete` (or is
+//! dropped when the loop closes). A panic in the main future ends the run
+//! the same way before it reaches the caller.
+//!
 //! ## The files of this chapter, in reading order
 //!
 //! 1. `mod.rs` (this file): the loop itself: [`EventLoop`], its passes in
@@ -163,6 +176,8 @@ impl LoopCore {
                 state: AtomicU8::new(0),
                 slot,
                 id,
+                // The TaskRef returned below.
+                handles: AtomicUsize::new(1),
                 shared: self.shared.clone(),
             },
             body: Mutex::new(Body {
@@ -308,6 +323,11 @@ impl EventLoop {
     /// Tasks still unfinished when it returns stay in the loop (a later
     /// `run_until_complete` runs them on).
     ///
+    /// When `future` is done, the loop finishes the pass it is in and runs
+    /// one more pass before it returns, as asyncio's loop does (see "The end
+    /// of a run" in the chapter's doc): a task spawned in the main future's
+    /// last step runs its first step.
+    ///
     /// # Panics
     /// If an event loop is already running on this thread (a loop cannot
     /// wait inside itself: await the future, or spawn it), or if this loop
@@ -329,12 +349,23 @@ impl EventLoop {
         let _local_queue = LocalQueueGuard::enter(&core.shared);
         core.shared.push_main();
 
+        // The main future's outcome, once it has one, and the pass after
+        // which `run_until_complete` returns it (see "The end of a run").
+        let mut main_outcome: Option<std::thread::Result<F::Output>> = None;
+        let mut last_pass = u64::MAX;
         let mut batch = VecDeque::new();
         loop {
             // One pass: everything queued now, in order; later wakes wait.
+            // The local half first: every local push moved the remote turns
+            // queued before it, so what is left in the remote half is later.
             LOCAL_QUEUE.with(|local| std::mem::swap(&mut batch, &mut *local.turns.borrow_mut()));
             core.shared.take_remote(&mut batch);
             if batch.is_empty() {
+                if let Some(outcome) = main_outcome.take() {
+                    // The main future is done and nothing is left for the
+                    // extra pass: nothing would run in it.
+                    return Self::hand_out(outcome);
+                }
                 self.idle();
                 continue;
             }
@@ -344,12 +375,15 @@ impl EventLoop {
                     Turn::Task(task) => task.run(core),
                     Turn::Main => {
                         core.shared.main_scheduled.store(false, Ordering::Release);
+                        if main_outcome.is_some() {
+                            // A stale wake of a main future that has
+                            // finished: a finished future is never polled.
+                            continue;
+                        }
                         core.shared.trace(trace::MAIN, || Event::PollStart);
                         let running_as = RunningAs::enter(&core.shared, Runner::Task(trace::MAIN));
-                        // A panic is caught only to leave the loop as a return
-                        // does: the tasks this pass had not run yet are still
-                        // SCHEDULED, so they must go back in the queue, or no
-                        // wake could ever queue them again.
+                        // A panic is caught so that the loop ends the run as
+                        // a return does, and then passes it on.
                         let poll = panic::catch_unwind(AssertUnwindSafe(|| {
                             future.as_mut().poll(&mut main_cx)
                         }));
@@ -357,25 +391,29 @@ impl EventLoop {
                         core.shared.trace(trace::MAIN, || Event::PollEnd {
                             ready: !matches!(poll, Ok(Poll::Pending)),
                         });
-                        if let Ok(Poll::Pending) = poll {
-                            continue;
-                        }
-                        // Put back what this pass had not run yet, in order.
-                        {
-                            let mut queue = lock(&core.shared.queue);
-                            while let Some(turn) = batch.pop_back() {
-                                queue.turns.push_front(turn);
-                            }
-                            core.shared.has_remote.store(true, Ordering::Release);
-                        }
-                        match poll {
-                            Ok(Poll::Ready(output)) => return output,
-                            Err(payload) => panic::resume_unwind(payload),
-                            Ok(Poll::Pending) => unreachable!("handled above"),
-                        }
+                        main_outcome = match poll {
+                            Ok(Poll::Pending) => continue,
+                            Ok(Poll::Ready(output)) => Some(Ok(output)),
+                            Err(payload) => Some(Err(payload)),
+                        };
+                        // The end of a run, as asyncio's: this pass runs to
+                        // its end, and so does the next one, then we return.
+                        last_pass = core.passes.get() + 1;
                     }
                 }
             }
+            if core.passes.get() == last_pass {
+                let outcome = main_outcome.take().expect("the main future finished");
+                return Self::hand_out(outcome);
+            }
+        }
+    }
+
+    /// The main future's output, or its panic passed on to the caller.
+    fn hand_out<T>(outcome: std::thread::Result<T>) -> T {
+        match outcome {
+            Ok(output) => output,
+            Err(payload) => panic::resume_unwind(payload),
         }
     }
 
@@ -505,9 +543,15 @@ impl ArcWake for MainWaker {
     }
 }
 
-/// asyncio's `asyncio.run(main)`: a fresh event loop on the real clock runs
-/// `future` to completion, then closes (unfinished tasks are dropped), and
-/// the output is returned.
+/// asyncio's `asyncio.run(main())`: a fresh event loop on the real clock
+/// runs `future` to completion, then closes (unfinished tasks are dropped),
+/// and the output is returned (E004-4).
+///
+/// The run ends as asyncio's does: when `future` is done, the current pass
+/// and one more run first, so a task created in main's last step runs its
+/// first step. Then the close drops what is left. (asyncio's `run` instead
+/// cancels the leftovers and runs the loop until their `CancelledError`
+/// handlers finish; ours are dropped at once, without another turn.)
 ///
 /// # Panics
 /// Inside a running event loop (asyncio: `asyncio.run() cannot be called

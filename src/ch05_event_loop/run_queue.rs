@@ -71,7 +71,12 @@ impl Shared {
     /// it sleeps. Never blocks for long, never polls: safe from any thread.
     pub(super) fn push(&self, turn: Turn) {
         // On the loop's own thread, while it runs: no lock, no wake-up.
-        let Err(turn) = LOCAL_QUEUE.with(|local| local.try_push(self, turn)) else {
+        // `try_with`, not `with`: a wake may come from a thread-local's
+        // destructor while its thread exits, after LOCAL_QUEUE is gone; then
+        // it is simply a wake from another thread, and takes the lock below.
+        let mut turn = Some(turn);
+        let _ = LOCAL_QUEUE.try_with(|local| local.try_push(self, &mut turn));
+        let Some(turn) = turn else {
             return;
         };
         let wake_loop = {
@@ -115,17 +120,17 @@ pub(super) struct LocalQueue {
 }
 
 impl LocalQueue {
-    pub(super) fn try_push(&self, shared: &Shared, turn: Turn) -> Result<(), Turn> {
+    /// Takes `turn` into this local queue if it belongs to the loop that
+    /// runs on this thread; otherwise leaves it in place for the shared
+    /// queue.
+    pub(super) fn try_push(&self, shared: &Shared, turn: &mut Option<Turn>) {
         if self.owner.get() == std::ptr::from_ref(shared) as usize {
             let mut turns = self.turns.borrow_mut();
             // Keep FIFO across the two halves: a wake from another thread
             // that happened before this one (so its flag is visible here)
             // must run first. It costs one atomic load per local wake.
             shared.take_remote(&mut turns);
-            turns.push_back(turn);
-            Ok(())
-        } else {
-            Err(turn)
+            turns.extend(turn.take());
         }
     }
 }
@@ -142,7 +147,7 @@ thread_local! {
 
 /// Makes this thread's local queue serve a loop while it runs; afterwards,
 /// hands what is left in it to the shared queue, so that nothing queued is
-/// lost between two `run_until_complete` calls.
+/// lost between two `run_until_complete` calls, and the order is kept.
 pub(super) struct LocalQueueGuard<'a> {
     pub(super) shared: &'a Shared,
 }
@@ -161,8 +166,13 @@ impl Drop for LocalQueueGuard<'_> {
             std::mem::take(&mut *local.turns.borrow_mut())
         });
         if !leftovers.is_empty() {
+            // The leftovers go in *front* of what other threads queued: every
+            // local push first moved the remote turns queued before it, so
+            // whatever is still in the shared queue came after all of them.
+            let mut leftovers = leftovers;
             let mut queue = lock(&self.shared.queue);
-            queue.turns.extend(leftovers);
+            leftovers.append(&mut queue.turns);
+            queue.turns = leftovers;
             self.shared.has_remote.store(true, Ordering::Release);
         }
     }

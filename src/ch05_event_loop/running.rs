@@ -138,7 +138,11 @@ impl std::error::Error for NoRunningLoop {}
 /// of asyncio's `get_running_loop()` (E002-4).
 pub fn try_running_loop() -> Result<Handle, NoRunningLoop> {
     RUNNING_LOOP
-        .with(|running| running.borrow().clone())
+        // `try_with`: asked from a thread-local's destructor, after this
+        // thread's RUNNING_LOOP is gone, the answer is "no running loop".
+        .try_with(|running| running.borrow().clone())
+        .ok()
+        .flatten()
         .map(|core| Handle { core })
         .ok_or(NoRunningLoop)
 }

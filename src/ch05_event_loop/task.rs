@@ -13,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -32,6 +32,9 @@ pub(super) trait Runnable: Send + Sync {
     fn run(self: Arc<Self>, core: &LoopCore);
     /// Drops the future if it is still there (the loop is closing).
     fn close(&self);
+    /// The last [`TaskRef`] is gone: nobody can take the outcome any more,
+    /// so drop it now if it is there (see [`Header::handles`]).
+    fn drop_unclaimed_outcome(&self);
     fn header(&self) -> &Header;
 }
 
@@ -48,6 +51,14 @@ pub(super) struct Header {
     pub(super) slot: usize,
     /// A number for humans (printing, ordering): 1, 2, 3 … in spawn order.
     pub(super) id: u64,
+    /// How many [`TaskRef`]s (and so `JoinHandle`s) exist. When none is
+    /// left, nobody can ever take the outcome, so it is dropped as soon as
+    /// it is stored, on the loop thread, where a panicking `Drop` of the
+    /// output is caught and reported. Otherwise it would be dropped with
+    /// the task's last reference, wherever that is: a waker on another
+    /// thread, or the loop's list of live tasks mid-pass, where a panic
+    /// would escape the loop and strand the pass.
+    pub(super) handles: AtomicUsize,
     pub(super) shared: Arc<Shared>,
 }
 
@@ -135,24 +146,36 @@ where
                 _ => return,
             }
         };
-        let dropped = panic::catch_unwind(AssertUnwindSafe(|| drop(future)));
-        if let Err(payload) = dropped {
-            report_panic("a task's future panicked while being dropped", &*payload);
-        }
-        let joiner = {
+        catch_reporting("a task's future panicked while being dropped", || {
+            drop(future)
+        });
+        let (joiner, unclaimed) = {
             let mut body = lock(&self.body);
-            body.stage = Stage::Finished(outcome);
-            body.joiner.take()
+            // Read under the lock: a TaskRef dropped meanwhile either is
+            // counted out already (so we drop the outcome here), or locks
+            // after us and finds the outcome to drop (`drop_unclaimed_outcome`).
+            let unclaimed = if self.header.handles.load(Ordering::Acquire) == 0 {
+                body.stage = Stage::Taken;
+                Some(outcome)
+            } else {
+                body.stage = Stage::Finished(outcome);
+                None
+            };
+            (body.joiner.take(), unclaimed)
         };
         self.header.state.fetch_or(OUTCOME, Ordering::AcqRel);
+        if let Some(outcome) = unclaimed {
+            catch_reporting(
+                "a detached task's output panicked while being dropped",
+                || drop(outcome),
+            );
+        }
         if let Some(joiner) = joiner {
             // The awaiter's waker may be anyone's code, and may panic. Out
             // of here, that panic would leave the loop mid-pass (stranding
             // the tasks queued behind) or, while the loop closes, abort
             // the process. Report it instead.
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| joiner.wake())) {
-                report_panic("the waker of a task's awaiter panicked", &*payload);
-            }
+            catch_reporting("the waker of a task's awaiter panicked", || joiner.wake());
         }
     }
 }
@@ -257,6 +280,26 @@ where
         self.end(Err(TaskFailure::Cancelled));
     }
 
+    fn drop_unclaimed_outcome(&self) {
+        let outcome = {
+            let mut body = lock(&self.body);
+            match std::mem::replace(&mut body.stage, Stage::Taken) {
+                Stage::Finished(outcome) => Some(outcome),
+                other => {
+                    body.stage = other;
+                    None
+                }
+            }
+        };
+        // Outside the lock: the output's `Drop` is user code.
+        if let Some(outcome) = outcome {
+            catch_reporting(
+                "a detached task's output panicked while being dropped",
+                || drop(outcome),
+            );
+        }
+    }
+
     fn header(&self) -> &Header {
         &self.header
     }
@@ -312,6 +355,19 @@ where
     }
 }
 
+/// Runs `user_code` (a `Drop` of an output or a future, somebody's waker),
+/// catching a panic and reporting it as `what`, so that it cannot escape
+/// the loop. The panic's payload is user code too: if *its* `Drop` panics,
+/// that second payload is leaked rather than dropped again.
+pub(super) fn catch_reporting(what: &str, user_code: impl FnOnce()) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(user_code)) {
+        report_panic(what, &*payload);
+        if let Err(inner) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+            std::mem::forget(inner);
+        }
+    }
+}
+
 /// Writes a panic's message to stderr: the loop reports it and carries on.
 pub(super) fn report_panic(what: &str, payload: &(dyn std::any::Any + Send)) {
     eprintln!("tiny-asyncio: {what}: {}", panic_message(payload));
@@ -337,8 +393,18 @@ pub struct TaskRef<T = ()> {
 
 impl<T> Clone for TaskRef<T> {
     fn clone(&self) -> Self {
+        self.task.header().handles.fetch_add(1, Ordering::Relaxed);
         TaskRef {
             task: self.task.clone(),
+        }
+    }
+}
+
+impl<T> Drop for TaskRef<T> {
+    fn drop(&mut self) {
+        // The last one out drops an outcome nobody took (see `Header::handles`).
+        if self.task.header().handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.task.drop_unclaimed_outcome();
         }
     }
 }
