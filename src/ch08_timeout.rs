@@ -57,9 +57,17 @@
 //! * Cancellation is the drop itself: synchronous, complete, and done
 //!   before `Elapsed` is returned. asyncio throws `CancelledError` into the
 //!   coroutine, which may run `finally:` blocks, even `await` in them; a
-//!   Rust future gets only its `Drop`. Wrapping a `JoinHandle` times out the
-//!   *wait*, not the task: dropping a handle detaches the task (chapter 6),
-//!   so call `abort()` on timeout if the task itself should stop.
+//!   Rust future gets only its `Drop`, so a whole tree of nested futures is
+//!   cancelled at once, where asyncio's handlers each take their turn.
+//! * Wrapping a `JoinHandle` times out the *wait*, not the task: dropping a
+//!   handle detaches the task (chapter 6). asyncio's `wait_for(task, t)`
+//!   cancels the task instead. To do that here, lend the handle,
+//!   `timeout(t, &mut handle)`, and on `Elapsed` call `handle.abort()`
+//!   (or await the handle again, to wait longer).
+//!
+//! **Checked against asyncio.** `tests/differential.rs` runs random
+//! programs with timeouts (ties at the deadline included) on CPython's
+//! asyncio and on our loop, and compares what they print.
 //!
 //! **What the next chapter needs from this one.** Nothing: chapter 9 turns
 //! to work that cannot be dropped halfway, blocking calls, and runs it on a
