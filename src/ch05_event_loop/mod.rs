@@ -137,16 +137,29 @@ use seams::{Runner, RunningAs, wake_source};
 use task::{Body, Header, Runnable, Stage, Task};
 
 /// The loop's own state, used only on the loop thread.
+///
+/// `Cell`s and `RefCell`s, not atomics and locks: only the loop's thread
+/// ever touches this part (the `EventLoop` and its `Handle`s are not
+/// `Send`). What other threads need lives in `shared`.
 struct LoopCore {
+    /// The run queue and what wakes from any thread need (`run_queue.rs`).
     shared: Arc<Shared>,
+    /// Chapter 4's timer, on this loop's clock: `sleep` registers here.
     timer: Timer,
-    /// Every live task, so that closing the loop can drop them all.
+    /// Every live task, so that closing the loop can drop them all. A task
+    /// knows its index (`Header::slot`); `None` marks an index that is free.
     tasks: RefCell<Vec<Option<Arc<dyn Runnable>>>>,
+    /// The free indices of `tasks`, reused before the list grows.
     free_slots: RefCell<Vec<usize>>,
+    /// How many entries of `tasks` are `Some` (what `live_tasks()` says).
     live_tasks: Cell<usize>,
+    /// The number of the last task spawned (the next one gets one more).
     next_id: Cell<u64>,
+    /// Inside `run_until_complete` right now (for the loop's repr).
     running: Cell<bool>,
+    /// Closed: no new tasks or resources, every task dropped.
     closed: Cell<bool>,
+    /// Counters for `stats()`: task polls, and passes over the queue.
     polls: Cell<u64>,
     passes: Cell<u64>,
     /// Things later chapters attach to a loop (chapter 9's default thread
@@ -419,6 +432,15 @@ impl EventLoop {
 
     /// Nothing is queued: wait for a wake, or (virtual clock) jump to the
     /// next deadline.
+    ///
+    /// The virtual clock may jump only when nothing at all can happen
+    /// without it: the queue is empty *and* no outside work is under way
+    /// (a `KeepAwake`). Then time moves straight to the earliest deadline
+    /// and the timers due there fire, their wakes landing in the local
+    /// queue: the next pass runs them. With no deadline either, nothing
+    /// could ever wake the loop: that is a deadlock, said as one. On a real
+    /// clock (or while outside work holds the clock), the loop sleeps on
+    /// its `Signal` until a push rouses it.
     fn idle(&self) {
         let core = &*self.core;
         let clock = core.timer.clock();

@@ -32,6 +32,7 @@ use super::task::Runnable;
 /// wakes happen on the loop thread, and a lock per wake was the biggest
 /// single cost of a wake.
 pub(super) struct Shared {
+    /// The half of the run queue that other threads push to.
     pub(super) queue: Mutex<RemoteQueue>,
     /// Whether `queue` may hold turns: lets a pass skip the lock when
     /// no other thread woke anything. Written under the lock.
@@ -49,7 +50,10 @@ pub(super) struct Shared {
     pub(super) trace: Recorder,
 }
 
+/// The locked half of the run queue, and the two flags that must change
+/// together with it.
 pub(super) struct RemoteQueue {
+    /// Turns queued by other threads, oldest first.
     pub(super) turns: VecDeque<Turn>,
     /// The loop thread is asleep (or about to be) on `signal`; whoever
     /// enqueues must notify it. Kept under the queue's lock, so "queue is
@@ -62,7 +66,12 @@ pub(super) struct RemoteQueue {
 
 /// One turn in the run queue: a task, or the main future.
 pub(super) enum Turn {
+    /// Poll the future given to `run_until_complete`. It has no task of its
+    /// own (it may borrow from the caller, so it cannot be `'static`), so
+    /// its turn is this marker, and `Shared::main_scheduled` keeps it
+    /// queued at most once.
     Main,
+    /// Run one turn of this task (the turn owns one reference to it).
     Task(Arc<dyn Runnable>),
 }
 
@@ -79,6 +88,8 @@ impl Shared {
         let Some(turn) = turn else {
             return;
         };
+        // From another thread (or a thread-local destructor): lock, push,
+        // and learn under the same lock whether the loop is asleep.
         let wake_loop = {
             let mut queue = lock(&self.queue);
             if queue.closed {
@@ -89,6 +100,7 @@ impl Shared {
                 std::mem::take(&mut queue.parked)
             }
         };
+        // Notify after unlocking: the loop, once awake, wants the lock first.
         if wake_loop {
             self.signal.notify();
         }
@@ -114,8 +126,11 @@ impl Shared {
 /// The lock-free half of the run queue, for the loop running on this
 /// thread (one at most: loops do not nest).
 pub(super) struct LocalQueue {
-    /// The address of the running loop's `Shared`, or 0.
+    /// The address of the running loop's `Shared`, or 0. An address, not a
+    /// reference: only compared, never followed, so the local queue needs
+    /// no lifetime and no reference count for it.
     pub(super) owner: Cell<usize>,
+    /// Turns queued on this thread while its loop runs, oldest first.
     pub(super) turns: RefCell<VecDeque<Turn>>,
 }
 

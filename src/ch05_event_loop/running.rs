@@ -20,11 +20,15 @@ use super::task::TaskRef;
 
 thread_local! {
     /// The loop running on this thread, if any: asyncio's "running loop".
+    /// An `Rc`: the loop's core belongs to this thread (it is not `Send`),
+    /// and a [`Handle`] taken from here may outlive the run, or the loop.
     pub(super) static RUNNING_LOOP: RefCell<Option<Rc<LoopCore>>> = const { RefCell::new(None) };
 }
 
-/// Marks the loop as running on this thread while it runs.
+/// Marks the loop as running on this thread while it runs, and unmarks it
+/// when dropped: on return, and on a panic passed on to the caller alike.
 pub(super) struct RunningGuard {
+    /// The loop it marked, to unmark it again.
     pub(super) core: Rc<LoopCore>,
     /// Chapter 3's "an executor runs here" mark: `block_on` inside a task
     /// (or this loop inside a `block_on`) is refused with a clear message.
@@ -32,7 +36,14 @@ pub(super) struct RunningGuard {
 }
 
 impl RunningGuard {
+    /// Marks `core` as this thread's running loop.
+    ///
+    /// # Panics
+    /// If a loop already runs on this thread: one loop cannot wait for a
+    /// future inside another's turn (it would block every task of the
+    /// outer loop), so we refuse, as asyncio does.
     pub(super) fn enter(core: &Rc<LoopCore>) -> RunningGuard {
+        // Look before marking anything, so that a refusal leaves no trace.
         RUNNING_LOOP.with(|running| {
             let running = running.borrow_mut();
             assert!(
@@ -54,6 +65,9 @@ impl RunningGuard {
     }
 }
 
+// Runs on every way out of `run_until_complete`, a panic included, so a
+// loop that panicked is not left marked as running (the next run, or
+// `get_running_loop()` outside, would be refused or misled).
 impl Drop for RunningGuard {
     fn drop(&mut self) {
         self.core.running.set(false);
@@ -63,8 +77,14 @@ impl Drop for RunningGuard {
 
 /// A handle to a running (or at least existing) event loop, as asyncio's
 /// `get_running_loop()` returns. It prints like asyncio's loop repr.
+///
+/// A handle is a second owner of the loop's core, not a borrow: it stays
+/// valid after the loop is closed (then it can only say so: spawning on a
+/// closed loop panics clearly). It is not `Send`, like the loop: to reach a
+/// loop from another thread, wake one of its tasks.
 #[derive(Clone)]
 pub struct Handle {
+    /// The loop's core, shared with the `EventLoop` and every other handle.
     pub(super) core: Rc<LoopCore>,
 }
 
@@ -81,6 +101,8 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        // Boxed and pinned here, once: the task needs its future pinned to
+        // poll it, and a `Box` pins without `unsafe` (see `task.rs`).
         self.core.spawn(Box::pin(future))
     }
 
@@ -105,6 +127,8 @@ impl Handle {
     }
 }
 
+// Prints as asyncio's loop repr does (`<_UnixSelectorEventLoop running=True
+// closed=False debug=False>`, E002-4), with our loop's name in front.
 impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -123,6 +147,9 @@ impl fmt::Debug for Handle {
 }
 
 /// The error [`try_running_loop`] gives outside a running loop.
+///
+/// It prints asyncio's own words (`RuntimeError: no running event loop`,
+/// E002-4), so a reader of the documents recognises it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoRunningLoop;
 
@@ -151,6 +178,9 @@ pub fn try_running_loop() -> Result<Handle, NoRunningLoop> {
 ///
 /// # Panics
 /// Outside a running loop, with asyncio's message: "no running event loop".
+///
+/// Inside a task this is the loop that runs it; a task cannot be moved to
+/// another loop, so the answer never changes during a task's life.
 pub fn get_running_loop() -> Handle {
     expect_running_loop("get_running_loop")
 }
@@ -160,6 +190,10 @@ pub fn get_running_loop() -> Handle {
 /// # Panics
 /// Outside a running loop, with a message that names `operation` and says
 /// there is no running event loop.
+///
+/// Every operation of the book that needs the running loop (`spawn`,
+/// `run_in_executor`, …) asks through here, so they all fail alike: with
+/// their own name, asyncio's error, and what to do instead.
 pub fn expect_running_loop(operation: &str) -> Handle {
     match try_running_loop() {
         Ok(handle) => handle,
@@ -174,6 +208,9 @@ pub fn expect_running_loop(operation: &str) -> Handle {
 ///
 /// # Panics
 /// Outside a running loop: "there is no running event loop".
+///
+/// Chapter 5 has no `JoinHandle` yet: this is how its examples and tests
+/// start tasks. Chapter 6's `spawn` is the one to use afterwards.
 pub fn spawn_detached<F: Future<Output = ()> + Send + 'static>(future: F) -> TaskRef {
     expect_running_loop("spawn_detached").spawn_detached(future)
 }
@@ -188,15 +225,21 @@ pub fn yield_now() -> YieldNow {
 #[derive(Debug)]
 #[must_use = "yield_now does nothing unless awaited"]
 pub struct YieldNow {
-    pub(super) yielded: bool,
+    /// Whether the one `Pending` was given: the next poll is the turn after.
+    yielded: bool,
 }
 
 impl Future for YieldNow {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Second poll: the other tasks had their turn. Done.
         if self.yielded {
             return Poll::Ready(());
         }
+        // First poll: wake ourselves *before* saying Pending. The wake
+        // lands while the task is RUNNING, so it only sets SCHEDULED, and
+        // the task goes to the back of the queue when this poll ends: it
+        // runs again in the next pass, after everyone queued before it.
         self.yielded = true;
         cx.waker().wake_by_ref();
         Poll::Pending

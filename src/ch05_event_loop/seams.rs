@@ -40,6 +40,12 @@ thread_local! {
 }
 
 /// Who is waking, seen from the thread that calls `wake`.
+///
+/// On the loop thread the answer is whoever runs right now (a task, the
+/// main future, or the loop firing virtual timers). Off it, it is the
+/// thread: the timer thread, or a named thread such as a pool worker.
+/// Called only while tracing, so its string allocations cost nothing when
+/// tracing is off.
 pub(super) fn wake_source() -> WakeSource {
     // `try_with`: a wake may come from a thread-local destructor while this
     // thread exits, when NOW_RUNNING may already be gone.
@@ -64,6 +70,8 @@ pub(super) enum RunningAs {
 }
 
 impl RunningAs {
+    /// Marks `who` as running until the guard drops. Off, it does nothing:
+    /// not even the thread-local is touched.
     pub(super) fn enter(shared: &Shared, who: Runner) -> RunningAs {
         if shared.trace.is_on() {
             let previous = NOW_RUNNING.with(|n| n.replace(Some(who)));
@@ -87,7 +95,12 @@ impl Handle {
     /// dropped when the loop closes (after every task has been dropped).
     /// This is the seam later chapters use to give a loop something of its
     /// own, such as chapter 9's default thread pool.
+    ///
+    /// Found by type: a loop holds few resources (one per chapter that
+    /// needs one), so a scan of a short list beats a map.
     pub fn resource<T: 'static>(&self, make: impl FnOnce() -> T) -> Rc<T> {
+        // A closed loop has dropped its resources; one made now would never
+        // be dropped at the right time.
         assert!(
             !self.is_closed(),
             "Handle::resource: the event loop is closed and keeps no new resources"
@@ -101,6 +114,8 @@ impl Handle {
         if let Some(found) = found {
             return found;
         }
+        // Not there yet: make it. `make` runs outside any borrow of the
+        // list, so it may itself ask the loop for another resource.
         let made = Rc::new(make());
         self.core.resources.borrow_mut().push(made.clone());
         made
@@ -123,7 +138,12 @@ impl Handle {
     /// task. While the returned guard lives, a virtual clock does not jump
     /// ahead: the loop waits for that wake instead, as time cannot pass
     /// "instantly" for real work. Chapter 9's thread pool holds one per job.
+    ///
+    /// On a real clock it changes nothing: the loop sleeps until a wake
+    /// arrives anyway.
     pub fn keep_awake(&self) -> KeepAwake {
+        // Counted, not flagged: several jobs may be out at once, and the
+        // clock may move again only when the last of them is done.
         self.core.shared.outside_work.fetch_add(1, Ordering::AcqRel);
         KeepAwake {
             shared: self.core.shared.clone(),
@@ -134,9 +154,14 @@ impl Handle {
 /// Keeps a virtual clock from jumping while outside work is under way (see
 /// [`Handle::keep_awake`]). `Send`: give it to the thread doing the work.
 pub struct KeepAwake {
+    /// The loop's shared half, which holds the count and the loop's sleep:
+    /// an `Arc`, since the guard lives on another thread.
     pub(super) shared: Arc<Shared>,
 }
 
+// The order matters. Outside work wakes its task *first*, then drops this
+// guard: so when the loop reads a count of 0, whatever the work woke is
+// already in the queue, and the clock cannot jump past it.
 impl Drop for KeepAwake {
     fn drop(&mut self) {
         self.shared.outside_work.fetch_sub(1, Ordering::AcqRel);
@@ -149,6 +174,8 @@ impl Drop for KeepAwake {
 /// loop's (chapter 9's pool threads record their jobs through it).
 #[derive(Clone)]
 pub struct TraceSink {
+    /// The loop's shared half, where its recorder and clock live: records
+    /// from any thread are stamped with the loop's time.
     pub(super) shared: Arc<Shared>,
 }
 
@@ -195,6 +222,10 @@ impl Shared {
         keep: impl FnOnce() -> bool,
         event: impl FnOnce() -> Event,
     ) {
+        // Off (the default): one relaxed load, and the closures never run.
+        // On: `record_with` takes the recorder's lock, and only then are
+        // the time read and the event built, so two threads' records can
+        // never be stored out of time order.
         if self.trace.is_on() {
             self.trace.record_with(|| {
                 keep().then(|| Record {

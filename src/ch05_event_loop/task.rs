@@ -27,27 +27,43 @@ use super::seams::{Runner, RunningAs, wake_source};
 use super::state::{CANCELLED, COMPLETE, OUTCOME, RUNNING, SCHEDULED};
 
 /// A spawned future as the loop sees it, with its type erased.
+///
+/// The run queue holds tasks of every future type side by side, so it
+/// holds them as `Arc<dyn Runnable>`: one pointer to the task and one to a
+/// table of these methods. This trait is also the seam for another kind of
+/// task (chapter 13 builds one in a single allocation): the loop needs only
+/// these four things of a task.
 pub(super) trait Runnable: Send + Sync {
-    /// Polls the task once (or drops it if cancelled).
+    /// Polls the task once (or drops it if cancelled). Takes the `Arc` by
+    /// value: the turn in the queue owned one reference, and the poll may
+    /// hand it back to the queue (woken during its own poll).
     fn run(self: Arc<Self>, core: &LoopCore);
-    /// Drops the future if it is still there (the loop is closing).
+    /// Drops the future if it is still there (the loop is closing), with
+    /// "cancelled" as the outcome.
     fn close(&self);
     /// The last [`TaskRef`] is gone: nobody can take the outcome any more,
     /// so drop it now if it is there (see [`Header::handles`]).
     fn drop_unclaimed_outcome(&self);
+    /// The part every task has, whatever its future: state, number, place.
     fn header(&self) -> &Header;
 }
 
 /// A task as whoever waits for its output sees it: the output type is
-/// known, the future's type is erased.
+/// known, the future's type is erased. A [`TaskRef<T>`] holds one.
 pub(super) trait Joinable<T>: Runnable {
+    /// The outcome if it is there (taken, so only once), or `Pending` with
+    /// `cx`'s waker kept to be woken when it is.
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskFailure>>;
 }
 
 /// The part of a task that does not depend on its future's type.
 pub(super) struct Header {
+    /// The state bits of [`state`](super::state), shared with every thread
+    /// that may wake the task: the only field of a task that a wake from
+    /// another thread reads or writes, besides the queue it pushes to.
     pub(super) state: AtomicU8,
-    /// Where this task sits in the loop's list of live tasks.
+    /// Where this task sits in the loop's list of live tasks (an index into
+    /// `LoopCore::tasks`, reused after the task ends).
     pub(super) slot: usize,
     /// A number for humans (printing, ordering): 1, 2, 3 … in spawn order.
     pub(super) id: u64,
@@ -59,6 +75,9 @@ pub(super) struct Header {
     /// thread, or the loop's list of live tasks mid-pass, where a panic
     /// would escape the loop and strand the pass.
     pub(super) handles: AtomicUsize,
+    /// The loop's run queue, where this task's wakes push it. An `Arc`,
+    /// since a waker may outlive the loop: pushing to a closed queue is
+    /// then harmless (it drops the turn).
     pub(super) shared: Arc<Shared>,
 }
 
@@ -71,6 +90,8 @@ pub enum TaskFailure {
     Panicked(Box<dyn Any + Send + 'static>),
 }
 
+// Written by hand: a panic payload is `dyn Any`, which has no `Debug`, so we
+// show its message instead (what `panic!` was given, when it was text).
 impl fmt::Debug for TaskFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -98,6 +119,7 @@ pub(super) struct Task<F: Future> {
 }
 
 pub(super) struct Body<F: Future> {
+    /// The future, then its outcome (see [`Stage`]).
     pub(super) stage: Stage<F>,
     /// Who waits for the output (only the latest poll's waker).
     pub(super) joiner: Option<Waker>,
@@ -105,20 +127,31 @@ pub(super) struct Body<F: Future> {
 
 /// A task's life: it runs, then holds its outcome until someone takes it.
 pub(super) enum Stage<F: Future> {
+    /// Not finished: the future, polled on each of the task's turns.
     Future(F),
     /// Being dropped (cancelled or closed): the outcome is not there yet.
     Dropping,
+    /// The outcome, waiting for a [`TaskRef`] to take it: the output, or
+    /// why there is none.
     Finished(Result<F::Output, TaskFailure>),
     /// The outcome was handed out.
     Taken,
 }
 
+// The bounds, once for all the impls below: `Send` because a waker (which
+// is the task) may travel to any thread; `'static` because the loop keeps
+// the task for as long as it likes, so it may borrow nothing; `Unpin`
+// because `F` is the boxed future (`Pin<Box<_>>`), so the task may pin it
+// without `unsafe`.
 impl<F> Task<F>
 where
     F: Future + Send + Unpin + 'static,
     F::Output: Send + 'static,
 {
-    /// Sets SCHEDULED and enqueues, unless the rules say otherwise.
+    /// Sets SCHEDULED and enqueues, unless the rules say otherwise. Every
+    /// way into the run queue goes through here (a wake, a spawn), except
+    /// the two the rules add: a poll that was woken while RUNNING (step 4
+    /// of `run`) and a cancellation.
     pub(super) fn schedule(this: &Arc<Self>) {
         // Always a read-modify-write (never a failed compare-exchange), so
         // that whatever the waker wrote before waking is visible to the
@@ -138,6 +171,7 @@ where
     /// is dropped outside the lock, since its `Drop` may do anything, even
     /// touch this task.
     pub(super) fn end(&self, outcome: Result<F::Output, TaskFailure>) {
+        // 1. Take the future out (leaving `Dropping`), under the lock.
         let future = {
             let mut body = lock(&self.body);
             match body.stage {
@@ -146,9 +180,12 @@ where
                 _ => return,
             }
         };
+        // 2. Drop it, outside the lock, with a panicking `Drop` caught.
         catch_reporting("a task's future panicked while being dropped", || {
             drop(future)
         });
+        // 3. Store the outcome (or, if no handle is left, take it back to
+        //    drop it) and take the awaiter's waker, under the lock.
         let (joiner, unclaimed) = {
             let mut body = lock(&self.body);
             // Read under the lock: a TaskRef dropped meanwhile either is
@@ -163,7 +200,10 @@ where
             };
             (body.joiner.take(), unclaimed)
         };
+        // 4. OUTCOME last: whoever sees it knows the future is gone.
         self.header.state.fetch_or(OUTCOME, Ordering::AcqRel);
+        // 5. Outside the lock, the user code: drop what nobody can take,
+        //    and wake whoever waits.
         if let Some(outcome) = unclaimed {
             catch_reporting(
                 "a detached task's output panicked while being dropped",
@@ -180,6 +220,9 @@ where
     }
 }
 
+// The task *is* its waker (chapter 3's seam): the waker's data pointer is
+// the task's `Arc`, and waking it is scheduling the task. Nothing else is
+// allocated per wake or per waker clone.
 impl<F> ArcWake for Task<F>
 where
     F: Future + Send + Unpin + 'static,
@@ -196,6 +239,10 @@ where
             || header.state.load(Ordering::Acquire) & COMPLETE == 0,
             || Event::Woken { by: wake_source() },
         );
+        // The wake itself: one atomic step on the state word, and at most
+        // one push. This runs on whatever thread calls `wake` (the timer
+        // thread, a pool worker, another task on the loop thread), so it
+        // never polls and never waits for the loop.
         Task::schedule(this);
     }
 }
@@ -205,9 +252,15 @@ where
     F: Future + Send + Unpin + 'static,
     F::Output: Send + 'static,
 {
+    /// One turn of this task: the hot path of the whole loop, in five steps.
     fn run(self: Arc<Self>, core: &LoopCore) {
         let header = &self.header;
-        // SCHEDULED -> RUNNING, unless it is complete or cancelled.
+
+        // Step 1: claim the poll. One atomic step turns SCHEDULED into
+        // RUNNING, so that a wake from here on sets SCHEDULED again and
+        // means "poll once more" (see `state`). It refuses when the task
+        // is COMPLETE (a stale turn: never poll a finished future) or
+        // CANCELLED (then we drop the future instead).
         let start = header
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
@@ -219,10 +272,11 @@ where
             });
         if let Err(state) = start {
             if state & COMPLETE == 0 {
-                // Cancelled: drop the future instead of polling it.
+                // Cancelled: drop the future instead of polling it, and end
+                // the task as if it had finished, with "cancelled" as its
+                // outcome. Whoever awaits it is woken by it.
                 header.state.store(COMPLETE, Ordering::Release);
                 header.shared.trace(header.id, || Event::Cancelled);
-                // Whoever awaits it is woken by it, as when it finishes.
                 let running_as = RunningAs::enter(&header.shared, Runner::Task(header.id));
                 self.end(Err(TaskFailure::Cancelled));
                 drop(running_as);
@@ -231,10 +285,19 @@ where
             return;
         }
 
+        // Step 2: a waker for this poll. It borrows our own `Arc` (chapter
+        // 3's `waker_ref`): no reference count moves unless the future
+        // keeps a clone of it.
         let waker = waker_ref(&self);
         let mut cx = Context::from_waker(&waker);
         header.shared.trace(header.id, || Event::PollStart);
         let running_as = RunningAs::enter(&header.shared, Runner::Task(header.id));
+
+        // Step 3: poll the future once, with its panic caught, so that one
+        // task's panic is its own outcome and every other task runs on.
+        // The lock is held for the poll; only this thread ever polls, so
+        // nobody waits for it (a `JoinHandle` polled inside this very poll
+        // is the one case, and `poll_output` refuses it clearly).
         let poll = {
             let mut body = lock(&self.body);
             let Stage::Future(future) = &mut body.stage else {
@@ -250,9 +313,11 @@ where
             ready: !matches!(poll, Ok(Poll::Pending)),
         });
 
+        // Step 4: still waiting? Let go of RUNNING. If a wake came during
+        // the poll, SCHEDULED is set again, and this is where the task goes
+        // back in the queue: once, however many wakes there were.
         let outcome = match poll {
             Ok(Poll::Pending) => {
-                // RUNNING -> idle, or -> queued again if woken meanwhile.
                 let before = header.state.fetch_and(!RUNNING, Ordering::AcqRel);
                 if before & SCHEDULED != 0 {
                     header.shared.push(Turn::Task(self.clone()));
@@ -264,15 +329,22 @@ where
             // keeps the payload for whoever waits (chapter 6's JoinError).
             Err(payload) => Err(TaskFailure::Panicked(payload)),
         };
+
+        // Step 5: finished. COMPLETE first (from now on every wake is
+        // ignored), then `end` drops the future, stores the outcome and
+        // wakes whoever awaits it. We are still "running as" this task, so
+        // the trace says that wake came from it. Last, the loop forgets the
+        // task: its list of live tasks no longer holds it.
         header.state.store(COMPLETE, Ordering::Release);
         header.shared.trace(header.id, || Event::Done);
-        // Still "running as" this task: the wake of whoever awaits its
-        // outcome is traced as coming from it.
         self.end(outcome);
         drop(running_as);
         core.forget_task(header.slot);
     }
 
+    // The loop is closing: the task will never get another turn. Its future
+    // is dropped (exactly once: `end` does nothing to an ended task) and its
+    // outcome is "cancelled", so whoever awaits it is answered.
     fn close(&self) {
         self.header.state.store(COMPLETE, Ordering::Release);
         self.header.shared.trace(self.header.id, || Event::Closed);
@@ -280,6 +352,9 @@ where
         self.end(Err(TaskFailure::Cancelled));
     }
 
+    // Called by the last `TaskRef` to go. It races with `end` only in a
+    // harmless way: both look at the stage under the body's lock, so
+    // whichever comes second finds the outcome and drops it, exactly once.
     fn drop_unclaimed_outcome(&self) {
         let outcome = {
             let mut body = lock(&self.body);
@@ -310,6 +385,8 @@ where
     F: Future + Send + Unpin + 'static,
     F::Output: Send + 'static,
 {
+    // Called from `TaskRef::poll_output`, so from whoever awaits the task:
+    // another task, the main future, or any thread polling by hand.
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, TaskFailure>> {
         // The body is locked only while the loop polls this very task; if we
         // cannot lock it here, on the loop thread, the task is awaiting its
@@ -318,12 +395,14 @@ where
             Ok(body) => body,
             Err(std::sync::TryLockError::Poisoned(poison)) => poison.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => {
-                let on_loop_thread = RUNNING_LOOP.with(|running| {
-                    running
-                        .borrow()
-                        .as_ref()
-                        .is_some_and(|core| Arc::ptr_eq(&core.shared, &self.header.shared))
-                });
+                let on_loop_thread = RUNNING_LOOP
+                    .try_with(|running| {
+                        running
+                            .borrow()
+                            .as_ref()
+                            .is_some_and(|core| Arc::ptr_eq(&core.shared, &self.header.shared))
+                    })
+                    .unwrap_or(false);
                 // Only the loop thread polls, one task at a time: if this
                 // task is RUNNING and we are on the loop thread, we are
                 // inside its own poll.
@@ -336,6 +415,8 @@ where
                 lock(&self.body)
             }
         };
+        // Take the stage out to look at it: the outcome leaves with us, and
+        // anything else is put back as it was.
         match std::mem::replace(&mut body.stage, Stage::Taken) {
             Stage::Finished(outcome) => Poll::Ready(outcome),
             Stage::Taken => panic!(
@@ -343,12 +424,18 @@ where
                  future must not be polled again",
                 self.header.id
             ),
-            running => {
-                body.stage = running;
-                match &body.joiner {
-                    Some(old) if old.will_wake(cx.waker()) => {}
-                    _ => body.joiner = Some(cx.waker().clone()),
-                }
+            unfinished => {
+                body.stage = unfinished;
+                // Keep only the latest poll's waker (the awaiter may have
+                // moved to another task since). Cloning is skipped when
+                // the kept one would wake the same task anyway.
+                let replaced = match &body.joiner {
+                    Some(old) if old.will_wake(cx.waker()) => None,
+                    _ => body.joiner.replace(cx.waker().clone()),
+                };
+                drop(body);
+                // The old waker is somebody's code: dropped outside the lock.
+                drop(replaced);
                 Poll::Pending
             }
         }
@@ -375,6 +462,9 @@ pub(super) fn report_panic(what: &str, payload: &(dyn std::any::Any + Send)) {
 
 /// The text of a panic payload (`panic!("...")` gives a `&str` or a
 /// `String`; anything else is "a non-string panic payload").
+///
+/// Every place in the book that reports or shows a panic uses this one
+/// function, so the same payload always reads the same.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
@@ -387,6 +477,12 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// A reference to a spawned task: cancel it, ask whether it finished, and
 /// take its output once it has.
+///
+/// It is one `Arc` to the task (a fat pointer: the task, and the table of
+/// its `Joinable<T>` methods). Clones share the task; the count of them is
+/// kept in the header (see `Header::handles`), because when the last one
+/// goes, nobody can take the outcome any more. Chapter 6's `JoinHandle` is
+/// a `TaskRef` with the manners of a future.
 pub struct TaskRef<T = ()> {
     pub(super) task: Arc<dyn Joinable<T>>,
 }
@@ -416,11 +512,17 @@ impl<T> TaskRef<T> {
     /// alone; cancelling twice is the same as once.
     pub fn cancel(&self) {
         let header = self.task.header();
-        // Mark it, and queue it (if idle) so the loop gets round to it.
+        // Mark it, and queue it (if idle) so the loop gets round to it: the
+        // cancellation happens on the loop thread, in the task's next turn,
+        // because only the loop thread may drop the future (it may be
+        // polling it right now). Queued already, or running: the mark is
+        // seen when that turn comes. Complete: nothing to do.
         let previous = header
             .state
             .fetch_or(CANCELLED | SCHEDULED, Ordering::AcqRel);
         if previous & (SCHEDULED | RUNNING | COMPLETE) == 0 {
+            // The same `Arc`, seen as the loop sees it: the queue's turn
+            // owns this new reference.
             let runnable: Arc<dyn Runnable> = self.task.clone();
             header.shared.push(Turn::Task(runnable));
         }
@@ -428,6 +530,10 @@ impl<T> TaskRef<T> {
 
     /// Whether the task has finished (completed, cancelled, or closed) and
     /// its outcome is ready to take; by then its future has been dropped.
+    ///
+    /// It reads OUTCOME, not COMPLETE: COMPLETE is set before the future is
+    /// dropped, and a caller that sees `true` here may rely on the future's
+    /// `Drop` having run.
     pub fn is_finished(&self) -> bool {
         self.task.header().state.load(Ordering::Acquire) & OUTCOME != 0
     }
@@ -442,11 +548,17 @@ impl<T> TaskRef<T> {
     ///
     /// # Panics
     /// If the outcome was already taken, or if a task waits for itself.
+    ///
+    /// A poll after `Ready` panics rather than answer again: the outcome
+    /// moved out with the first answer. (asyncio lets a task be awaited
+    /// twice, giving the result each time; a Rust future is done once.)
     pub fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskFailure>> {
         self.task.poll_output(cx)
     }
 }
 
+// Shows what a reader debugging a program wants to know of a task: which
+// one, and whether it is done. (The future inside has no `Debug`.)
 impl<T> fmt::Debug for TaskRef<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskRef")
