@@ -802,12 +802,8 @@ fn e004_4_run_makes_a_loop_runs_main_to_completion_returns_its_result_and_closes
     assert!(try_running_loop().is_err(), "no loop after run");
     // A second run makes a new loop: the running one is not the first,
     // which stays closed.
-    let running_while_first_closed = run(async {
-        (
-            get_running_loop().to_string(),
-            first.to_string(),
-        )
-    });
+    let running_while_first_closed =
+        run(async { (get_running_loop().to_string(), first.to_string()) });
     assert_eq!(
         running_while_first_closed,
         (

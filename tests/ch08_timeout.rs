@@ -7,9 +7,9 @@ mod common;
 
 use std::future::{Future, pending, poll_fn};
 use std::pin::{Pin, pin};
-use std::task::{Context, Poll, Waker};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use common::*;
@@ -102,8 +102,8 @@ fn e004_3_a_longer_job_is_dropped_at_three_seconds_then_elapsed_is_returned() {
 fn a_future_due_exactly_at_the_deadline_loses_to_it_as_in_asyncio() {
     let log = Journal::default();
     let event_loop = EventLoop::with_virtual_clock();
-    let result =
-        event_loop.run_until_complete(async { timeout(secs(3), job("tie", secs(3), log.clone())).await });
+    let result = event_loop
+        .run_until_complete(async { timeout(secs(3), job("tie", secs(3), log.clone())).await });
     let error = result.unwrap_err();
     assert_eq!(error.deadline(), secs(3));
     assert_eq!(event_loop.time(), secs(3));

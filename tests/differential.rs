@@ -193,10 +193,15 @@ impl Program {
                     Step::Gather(children) => {
                         let calls: Vec<String> =
                             children.iter().map(|c| format!("body{c}()")).collect();
-                        format!("print(\"{b}.{i} gather\", await asyncio.gather({}))", calls.join(", "))
+                        format!(
+                            "print(\"{b}.{i} gather\", await asyncio.gather({}))",
+                            calls.join(", ")
+                        )
                     }
                     Step::Timeout(u, c) => {
-                        format!("print(\"{b}.{i} timeout\", await asyncio.wait_for(body{c}(), {u}))")
+                        format!(
+                            "print(\"{b}.{i} timeout\", await asyncio.wait_for(body{c}(), {u}))"
+                        )
                     }
                 };
                 writeln!(out, "    {line}").unwrap();
@@ -294,7 +299,8 @@ impl Generator {
 
     /// A task numbered above `owner`, if any.
     fn later_task(&mut self, owner: usize) -> Option<usize> {
-        (owner < self.tasks).then(|| owner + 1 + self.rng.below((self.tasks - owner) as u64) as usize)
+        (owner < self.tasks)
+            .then(|| owner + 1 + self.rng.below((self.tasks - owner) as u64) as usize)
     }
 
     fn step(&mut self, owner: usize, depth: usize) -> Step {
@@ -396,7 +402,9 @@ fn body(world: Arc<World>, b: usize) -> BodyFuture {
                     // another task can still reach it.
                     let result = poll_fn(|cx| {
                         let mut handles = lock(&world.handles);
-                        let handle = handles.get_mut(&t).expect("a spawned task keeps its handle");
+                        let handle = handles
+                            .get_mut(&t)
+                            .expect("a spawned task keeps its handle");
                         Pin::new(handle).poll(cx)
                     })
                     .await;
@@ -432,7 +440,7 @@ fn body(world: Arc<World>, b: usize) -> BodyFuture {
 }
 
 /// Runs `program` on a virtual-clock loop: main, then the loop closes.
-fn run_rust(program: &Program) -> Result<Vec<String>, String> {
+fn run_rust(program: &Program) -> Transcript {
     let world = Arc::new(World {
         program: program.clone(),
         lines: Mutex::new(Vec::new()),
@@ -477,7 +485,9 @@ impl Python {
             .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
             .ok_or_else(|| format!("python3 gave no version ({version:?})"))?;
         if (major, minor) < (3, 11) {
-            return Err(format!("python3 is {version}, the asyncio side needs 3.11 or newer"));
+            return Err(format!(
+                "python3 is {version}, the asyncio side needs 3.11 or newer"
+            ));
         }
         let mut child = Command::new("python3")
             .args(["-u", "-c", ASYNCIO_SIDE])
@@ -499,12 +509,14 @@ impl Python {
     }
 
     /// Runs one program on asyncio and returns its transcript.
-    fn run(&mut self, program: &Program) -> Result<Vec<String>, String> {
+    fn run(&mut self, program: &Program) -> Transcript {
         let stdin = self.stdin.as_mut().expect("the asyncio side is open");
         writeln!(stdin, "{}", program.json()).expect("the asyncio side is gone");
         stdin.flush().expect("the asyncio side is gone");
         let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("the asyncio side is gone");
+        self.stdout
+            .read_line(&mut line)
+            .expect("the asyncio side is gone");
         let line = line.trim_end_matches('\n');
         let (status, text) = line
             .split_once('\t')
@@ -547,7 +559,10 @@ fn by_instant(lines: &[String]) -> BTreeMap<u64, Vec<&str>> {
     let mut groups: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
     for line in lines {
         let (time, text) = line.split_once(' ').expect("a stamped line");
-        groups.entry(time.parse().expect("a time")).or_default().push(text);
+        groups
+            .entry(time.parse().expect("a time"))
+            .or_default()
+            .push(text);
     }
     for group in groups.values_mut() {
         group.sort_unstable();
@@ -578,7 +593,11 @@ fn classify(program: &Program, asyncio: &[String], ours: &[String]) -> Verdict {
             // What the gather and wait_for tasks printed by then depends on
             // asyncio's extra iterations: compare the instants before the
             // mark's, which are complete.
-            let last = |lines: &[String]| lines.last().map(|l| l.split(' ').next().unwrap_or("").to_string());
+            let last = |lines: &[String]| {
+                lines
+                    .last()
+                    .map(|l| l.split(' ').next().unwrap_or("").to_string())
+            };
             if let Some(instant) = last(&asyncio) {
                 asyncio.retain(|l| !l.starts_with(&format!("{instant} ")));
                 ours.retain(|l| !l.starts_with(&format!("{instant} ")));
@@ -605,8 +624,12 @@ fn classify(program: &Program, asyncio: &[String], ours: &[String]) -> Verdict {
     Verdict::Unexplained(format!("classes tried: {classes:?}"))
 }
 
-/// Runs one program on both sides and judges it.
-fn judge(python: &mut Python, program: &Program) -> (Verdict, Result<Vec<String>, String>, Result<Vec<String>, String>) {
+/// A transcript, or why a side could not give one.
+type Transcript = Result<Vec<String>, String>;
+
+/// Runs one program on both sides and judges it: the verdict, then
+/// asyncio's transcript, then ours.
+fn judge(python: &mut Python, program: &Program) -> (Verdict, Transcript, Transcript) {
     let asyncio = python.run(program);
     let ours = run_rust(program);
     let verdict = match (&asyncio, &ours) {
@@ -668,8 +691,11 @@ fn shrink(python: &mut Python, mut program: Program) -> Program {
 fn report(python: &mut Python, seed: u64, program: Program) -> String {
     let small = shrink(python, program);
     let (verdict, asyncio, ours) = judge(python, &small);
-    let show = |t: &Result<Vec<String>, String>| match t {
-        Ok(lines) => lines.iter().map(|l| format!("    {l}\n")).collect::<String>(),
+    let show = |t: &Transcript| match t {
+        Ok(lines) => lines
+            .iter()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>(),
         Err(e) => format!("    (failed) {e}\n"),
     };
     format!(
@@ -705,10 +731,16 @@ fn random_programs_print_what_asyncio_prints_or_differ_only_in_named_ways() {
         }
     };
     if let Ok(seed) = std::env::var("TINY_ASYNCIO_DIFF_SEED") {
-        let seed: u64 = seed.trim().parse().expect("TINY_ASYNCIO_DIFF_SEED is a number");
+        let seed: u64 = seed
+            .trim()
+            .parse()
+            .expect("TINY_ASYNCIO_DIFF_SEED is a number");
         let program = generate(seed);
         let (verdict, asyncio, ours) = judge(&mut python, &program);
-        println!("{}\nverdict: {verdict:?}\nasyncio: {asyncio:#?}\nours: {ours:#?}", program.render());
+        println!(
+            "{}\nverdict: {verdict:?}\nasyncio: {asyncio:#?}\nours: {ours:#?}",
+            program.render()
+        );
         assert!(!matches!(verdict, Verdict::Unexplained(_)));
         return;
     }
@@ -732,5 +764,92 @@ fn random_programs_print_what_asyncio_prints_or_differ_only_in_named_ways() {
     assert!(
         tally.get("same").copied().unwrap_or(0) * 2 > count,
         "most programs should print exactly what asyncio prints: {tally:?}"
+    );
+}
+
+/// The harness itself: E000-4 (seed 000, 비동기 방식) written in the
+/// language, three tasks of 3, 2 and 1 one-unit look-ups created in the
+/// order 3, 2, 1, prints the document's order on asyncio and on our loop
+/// alike: `3-1 2-1 1-1 | 3-2 2-2 done1 | 3-3 done2 | done3`.
+#[test]
+fn e000_4_in_the_language_prints_the_documents_order_on_both_sides() {
+    let (mut python, _) = match Python::start() {
+        Ok(started) => started,
+        Err(why) => {
+            println!("SKIPPED differential test against asyncio: {why}");
+            return;
+        }
+    };
+    // Body t looks up `n` users: print, sleep 1, for each, then print.
+    let look_ups = |n: usize| {
+        let mut steps = Vec::new();
+        for _ in 0..n {
+            steps.push(Step::Print);
+            steps.push(Step::Sleep(1));
+        }
+        steps.push(Step::Print);
+        steps
+    };
+    let program = Program {
+        bodies: vec![
+            vec![
+                Step::Spawn(1),
+                Step::Spawn(2),
+                Step::Spawn(3),
+                Step::Await(1),
+                Step::Await(2),
+                Step::Await(3),
+            ],
+            look_ups(3),
+            look_ups(2),
+            look_ups(1),
+        ],
+    };
+    let expected: Vec<String> = [
+        "0 1.0",
+        "0 2.0",
+        "0 3.0", // 3-1 2-1 1-1
+        "1 1.2",
+        "1 2.2",
+        "1 3.2", // 3-2 2-2 done1
+        "2 1.4",
+        "2 2.4", // 3-3 done2
+        "3 1.6", // done3
+        "3 0.3 await t1 = b1",
+        "3 0.4 await t2 = b2",
+        "3 0.5 await t3 = b3",
+        "3 main returns",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(python.run(&program).unwrap(), expected, "asyncio's side");
+    assert_eq!(run_rust(&program).unwrap(), expected, "our side");
+}
+
+/// The harness itself: a difference outside every named class is caught,
+/// and a seed gives the same program every time (replayable).
+#[test]
+fn an_unnamed_difference_is_unexplained_and_seeds_replay_the_same_program() {
+    let program = generate(7);
+    assert_eq!(format!("{:?}", generate(7)), format!("{program:?}"));
+    let plain = Program {
+        bodies: vec![vec![Step::Print, Step::Yield, Step::Print]],
+    };
+    let asyncio = vec!["0 0.0".to_string(), "0 0.2".to_string()];
+    let swapped = vec!["0 0.2".to_string(), "0 0.0".to_string()];
+    assert_eq!(classify(&plain, &asyncio, &asyncio), Verdict::Same);
+    assert!(matches!(
+        classify(&plain, &asyncio, &swapped),
+        Verdict::Unexplained(_)
+    ));
+    // The same swap inside one instant is the inline-children class, but
+    // only for a program with a gather or a timeout.
+    let with_gather = Program {
+        bodies: vec![vec![Step::Gather(vec![1])], vec![Step::Print]],
+    };
+    assert_eq!(
+        classify(&with_gather, &asyncio, &swapped),
+        Verdict::Explained(vec!["inline-children"])
     );
 }
