@@ -112,7 +112,7 @@ impl fmt::Display for Step {
 
 /// A [`Step`] and the moment it was recorded, measured from the log's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct LogEntry {
     /// Time since the [`Log`] was created.
     pub at: Duration,
     /// What happened.
@@ -126,8 +126,14 @@ pub struct Entry {
 /// [`Log::printing`], prints it too, so the example shows the story live.
 #[derive(Debug)]
 pub struct Log {
+    /// Time zero of every entry's `at`: the moment the log was made, so a
+    /// test reads "after 2 units" without knowing the wall clock.
     start: Instant,
-    entries: Vec<Entry>,
+    /// Every step so far, in the order it happened (one thread writes, so
+    /// that is also the order of the time stamps).
+    entries: Vec<LogEntry>,
+    /// Also print each step the moment it is recorded: on for the example,
+    /// which tells the story live, off for tests, which read `entries`.
     echo: bool,
 }
 
@@ -157,11 +163,11 @@ impl Log {
         if self.echo {
             println!("[{:>7.3}s] {step}", at.as_secs_f64());
         }
-        self.entries.push(Entry { at, step });
+        self.entries.push(LogEntry { at, step });
     }
 
     /// Every step so far, oldest first.
-    pub fn entries(&self) -> &[Entry] {
+    pub fn entries(&self) -> &[LogEntry] {
         &self.entries
     }
 
@@ -215,9 +221,13 @@ pub fn find_users_sync(n: usize, unit: Duration, log: &mut Log) {
 /// With the document's requests `[3, 2, 1]` and a unit of 1 s, the answers
 /// come at 3, 5 and 6 s and the total is 6 s.
 pub fn process_sync(requests: &[usize], unit: Duration, log: &mut Log) -> Timings {
+    // Every request "arrived" now, all together: each one's latency is
+    // measured from here, which is what E001-2 compares.
     let start = Instant::now();
     let mut answered_at = Vec::with_capacity(requests.len());
     for &n in requests {
+        // Request k starts only when request k - 1 is fully answered: its
+        // wait is the sum of all the waits before it, plus its own.
         find_users_sync(n, unit, log);
         answered_at.push(start.elapsed());
     }
@@ -265,6 +275,8 @@ pub fn unit_from_args<I>(args: I) -> Result<Duration, String>
 where
     I: IntoIterator<Item = String>,
 {
+    // Start from the document's unit; each `--unit-ms N` (the last one
+    // wins) replaces it. Anything unknown stops with a message naming it.
     let mut unit = DOCUMENT_UNIT;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {

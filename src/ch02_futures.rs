@@ -56,8 +56,9 @@
 //!
 //! Since Rust 1.85 the standard library has its own `Waker::noop()`; we write
 //! ours to see what a waker is made of.
-// `unsafe` is denied in this module and allowed on exactly one function,
-// `noop_waker`, whose single unsafe block builds the waker from its vtable.
+// `unsafe` is denied in this module (as in the whole crate, see `lib.rs`)
+// and allowed on exactly one function, `noop_waker`, whose single unsafe
+// block builds the waker from its vtable.
 #![deny(unsafe_code)]
 
 use std::cell::RefCell;
@@ -85,7 +86,11 @@ pub const FIND_USERS_POLLED_AFTER_COMPLETION: &str = "`FindUsers` polled after i
 /// into the same journal, so the trace shows what happened during which poll.
 #[derive(Debug, Clone, Default)]
 pub struct Journal {
+    /// The lines, shared by every clone. `Rc<RefCell<_>>`, not a `Mutex`:
+    /// a chapter 2 future never leaves its thread, and the driver and the
+    /// future take turns, never writing at the same moment.
     lines: Rc<RefCell<Vec<String>>>,
+    /// Also print each line as it is written (the example does; tests read).
     echo: bool,
 }
 
@@ -166,6 +171,7 @@ pub async fn simple_coroutine() -> String {
 /// anything then, and nothing here relies on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingFor {
+    /// How many more polls answer `Pending`; the poll that finds 0 is `Ready`.
     remaining: usize,
 }
 

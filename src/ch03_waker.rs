@@ -1,4 +1,4 @@
-//! # Chapter 3 — who calls `poll` again? A Waker, and `block_on`
+//! # Chapter 3 — who polls again? A waker, and `block_on`
 //!
 //! **The question.** Chapter 2 drove a future by calling `poll` in a loop
 //! until it said `Ready`: a busy loop that burns a core while the future
@@ -83,6 +83,7 @@ pub trait ArcWake: Send + Sync + 'static {
 
 /// Turns an `Arc<W>` into a [`Waker`]. The `Waker` owns the `Arc`: the
 /// strong count stays the same, the reference just changes hands.
+#[allow(unsafe_code)] // builds a `Waker` from our vtable: the lesson itself
 pub fn waker_from_arc<W: ArcWake>(arc: Arc<W>) -> Waker {
     let data = Arc::into_raw(arc).cast::<()>();
     // The vtable for `W` treats `data` as exactly what it is, an `Arc<W>`,
@@ -98,11 +99,16 @@ pub fn waker_from_arc<W: ArcWake>(arc: Arc<W>) -> Waker {
 /// increment and decrement per poll. It derefs to `&Waker`, and it is never
 /// dropped as a `Waker` (that would drop a count it never took).
 pub struct WakerRef<'a> {
+    /// Never dropped as a `Waker`: that would run the vtable's `drop`, −1,
+    /// on a count this borrow never took.
     waker: ManuallyDrop<Waker>,
+    /// Ties the `WakerRef` to the borrow of the `Arc`, so it cannot outlive
+    /// the value its raw pointer points into.
     _arc: PhantomData<&'a ()>,
 }
 
 /// Borrows `arc` as a [`Waker`] for as long as the borrow lives.
+#[allow(unsafe_code)] // builds a borrowed `Waker` from our vtable
 pub fn waker_ref<W: ArcWake>(arc: &Arc<W>) -> WakerRef<'_> {
     let data = Arc::as_ptr(arc).cast::<()>();
     // The waker sits in `ManuallyDrop`, so its `drop` (−1) never runs for the
@@ -131,6 +137,9 @@ impl Deref for WakerRef<'_> {
 /// only costs a clone.)
 struct VTable<W>(PhantomData<W>);
 
+// The four functions are `unsafe fn` because `RawWakerVTable` demands it:
+// each trusts that `data` is the pointer it was built with.
+#[allow(unsafe_code)]
 impl<W: ArcWake> VTable<W> {
     const VTABLE: RawWakerVTable = RawWakerVTable::new(
         Self::clone_raw,
@@ -145,6 +154,12 @@ impl<W: ArcWake> VTable<W> {
 
     /// `clone`: one more owner (+1), and a new `RawWaker` with the same
     /// pointer and table.
+    ///
+    /// # Safety
+    /// `data` must point to the value inside a live `Arc<W>` (from
+    /// `Arc::<W>::into_raw`, or `Arc::as_ptr` of an `Arc` that outlives the
+    /// call). The new `RawWaker` owns the count this adds, and must be given
+    /// back through `wake_raw` or `drop_raw` exactly once.
     unsafe fn clone_raw(data: *const ()) -> RawWaker {
         // SAFETY: the waker machinery only calls us with the pointer we gave
         // it, which came from `Arc::<W>::into_raw` or `Arc::as_ptr` of a live
@@ -154,6 +169,11 @@ impl<W: ArcWake> VTable<W> {
     }
 
     /// `wake`: consumes this waker's count (−1) after waking.
+    ///
+    /// # Safety
+    /// `data` must be a pointer from `Arc::<W>::into_raw` (or `clone_raw`)
+    /// that owns one strong count, and that count must not be used again
+    /// afterwards: this call gives it back.
     unsafe fn wake_raw(data: *const ()) {
         // SAFETY: a by-value `wake` owns one strong count (it came from
         // `into_raw` or from `clone_raw`); `from_raw` takes that count back,
@@ -163,6 +183,10 @@ impl<W: ArcWake> VTable<W> {
     }
 
     /// `wake_by_ref`: wakes through a borrow; the count is unchanged (0).
+    ///
+    /// # Safety
+    /// `data` must point to the value inside an `Arc<W>` that stays alive
+    /// for the whole call. No count is taken or given back.
     unsafe fn wake_by_ref_raw(data: *const ()) {
         // SAFETY: the pointer is a live `Arc<W>`'s; we rebuild the `Arc` to
         // call `wake_by_ref` on it, but inside `ManuallyDrop`, so its count
@@ -172,6 +196,11 @@ impl<W: ArcWake> VTable<W> {
     }
 
     /// `drop`: gives up this waker's count (−1).
+    ///
+    /// # Safety
+    /// As for `wake_raw`: `data` owns one strong count of an `Arc<W>`, and
+    /// nobody uses that count after this call, which releases it (and frees
+    /// the `W` if it was the last).
     unsafe fn drop_raw(data: *const ()) {
         // SAFETY: a waker being dropped owns one strong count, taken by
         // `into_raw` or `clone_raw`; this gives exactly that one back.
@@ -188,7 +217,10 @@ impl<W: ArcWake> VTable<W> {
 /// beyond one token, and is easy to misuse; a flag we can read is clearer.
 #[derive(Debug, Default)]
 pub struct Signal {
+    /// The flag: set by `notify`, cleared by `wait`. Under a mutex so that
+    /// "check it, then sleep" is one step a `notify` cannot slip between.
     notified: Mutex<bool>,
+    /// Where `wait` sleeps while the flag is clear.
     cond: Condvar,
 }
 
@@ -313,13 +345,20 @@ impl Drop for ExecutorGuard {
 /// one timer thread.
 #[derive(Debug)]
 pub struct ThreadSleep {
+    /// When to wake: fixed at `new`, on the real clock.
     deadline: Instant,
+    /// `None` until the first poll starts the thread; then what the future
+    /// and its thread share. (A sleep never polled starts no thread.)
     shared: Option<Arc<Mutex<SleepShared>>>,
 }
 
+/// What a [`ThreadSleep`] and its thread share.
 #[derive(Debug, Default)]
 struct SleepShared {
+    /// The thread's nap is over: the next poll is `Ready`.
     done: bool,
+    /// The latest poll's waker, for the thread to wake; taken back (`None`)
+    /// by a drop, so that a dropped sleep wakes nobody.
     waker: Option<Waker>,
 }
 

@@ -33,8 +33,14 @@
 //! awaits many futures, `JoinHandle`s among them; `timeout` (chapter 8)
 //! relies on "dropping a future cancels it"; the thread pool (chapter 9)
 //! resolves `JoinHandle`s from worker threads: for work that is not a
-//! task on the loop, a [`JoinSlot`] (a result and a waker under a lock)
+//! task on the loop, a [`JoinCell`] (a result and a waker under a lock)
 //! plays the task's part.
+//!
+//! **Reading order.** [`spawn`] and [`JoinHandle`]'s `poll` first (the
+//! whole chapter is in those two, a dozen lines), then [`JoinError`], what
+//! a handle gives when there is no value. [`JoinCell`] and
+//! [`JoinHandle::from_cell`] can wait for chapter 9, which is their only
+//! user.
 
 #![forbid(unsafe_code)]
 
@@ -51,10 +57,16 @@ use crate::ch05_event_loop::{Handle, TaskFailure, TaskRef, expect_running_loop, 
 
 /// Why a task gave no result.
 pub struct JoinError {
+    /// Cancelled or panicked (with the payload).
     kind: JoinErrorKind,
+    /// The task's number (or, for a pool job, the job's number in its
+    /// pool): what the messages name, so that a reader can tell which of
+    /// many handles failed.
     id: u64,
 }
 
+/// The two ways a task can end without a value, as asyncio has them: a
+/// `CancelledError`, or the exception it raised.
 enum JoinErrorKind {
     /// Aborted, or dropped when its loop closed (asyncio's `CancelledError`).
     Cancelled,
@@ -153,28 +165,46 @@ impl fmt::Debug for JoinError {
 
 impl std::error::Error for JoinError {}
 
-/// Where a task's result waits for its `JoinHandle`. Shared by the task (or
-/// a pool thread, chapter 9) that fills it and the handle that empties it.
-pub struct JoinSlot<T> {
-    inner: Mutex<SlotInner<T>>,
+/// Where the result of work that is *not* a task on the loop (chapter 9's
+/// pool jobs) waits for its `JoinHandle`: asyncio's `Future` that someone
+/// else sets, tokio's `oneshot`. Shared by the thread that fills it and the
+/// handle that empties it. (A task on the loop needs none: chapter 5's task
+/// keeps its own outcome.)
+///
+/// A cell is filled once: the first [`complete`](JoinCell::complete) wins,
+/// so "cancelled" (from `abort`, or from a job dropped unrun) and the job's
+/// own result may race, and exactly one of them is what the handle sees.
+pub struct JoinCell<T> {
+    /// The result and the awaiter's waker, changed together under one lock.
+    inner: Mutex<CellInner<T>>,
+    /// Whether a result was ever put in, read without the lock by
+    /// `is_finished`. Needed beside `inner.result`, which goes back to
+    /// `None` once the handle takes the result: `result: None` alone could
+    /// not tell "not yet" from "already taken".
     finished: AtomicBool,
     /// The number of the task (or job) that fills it, for messages.
     id: AtomicU64,
 }
 
-struct SlotInner<T> {
+/// What the lock guards: the result, and who to tell about it.
+struct CellInner<T> {
+    /// `Some` from `complete` until the handle's poll takes it; read it with
+    /// `JoinCell::finished` to tell "not yet" (`None`, not finished) from
+    /// "taken" (`None`, finished).
     result: Option<Result<T, JoinError>>,
-    /// The waker of whoever awaits the handle (latest poll only).
+    /// The waker of whoever awaits the handle (latest poll only); `None`
+    /// before the first poll, and after `complete` took it to wake it.
     waker: Option<Waker>,
-    /// Kept alive until the result is in (see [`JoinSlot::hold_until_complete`]).
+    /// Kept alive until the result is in (see [`JoinCell::hold_until_complete`]):
+    /// chapter 9 parks the loop's `KeepAwake` guard here.
     held: Vec<Box<dyn Any + Send>>,
 }
 
-impl<T> JoinSlot<T> {
-    /// An empty slot.
-    pub fn new() -> Arc<JoinSlot<T>> {
-        Arc::new(JoinSlot {
-            inner: Mutex::new(SlotInner {
+impl<T> JoinCell<T> {
+    /// An empty cell.
+    pub fn new() -> Arc<JoinCell<T>> {
+        Arc::new(JoinCell {
+            inner: Mutex::new(CellInner {
                 result: None,
                 waker: None,
                 held: Vec::new(),
@@ -184,28 +214,36 @@ impl<T> JoinSlot<T> {
         })
     }
 
-    /// The number of the task or job that fills this slot.
+    /// The number of the task or job that fills this cell.
     pub fn task_id(&self) -> u64 {
         self.id.load(Ordering::Acquire)
     }
 
-    /// Records the number of the task or job that fills this slot.
+    /// Records the number of the task or job that fills this cell.
     pub fn set_task_id(&self, id: u64) {
         self.id.store(id, Ordering::Release);
     }
 
-    /// Fills the slot (the first result wins; later ones are ignored) and
+    /// Fills the cell (the first result wins; later ones are ignored) and
     /// wakes the awaiter, outside the lock.
     pub fn complete(&self, result: Result<T, JoinError>) {
         let (waker, held) = {
+            // 1. Under the lock, so two completions cannot both win.
             let mut inner = lock(&self.inner);
+            // 2. Someone was first (a job's result after its abort, say):
+            //    this result is dropped, unseen.
             if self.finished.load(Ordering::Acquire) {
                 return;
             }
+            // 3. Store it and mark the cell, still under the lock, so a
+            //    poll sees either both or neither.
             inner.result = Some(result);
             self.finished.store(true, Ordering::Release);
+            // 4. Take out the awaiter's waker and whatever was held.
             (inner.waker.take(), std::mem::take(&mut inner.held))
         };
+        // 5. Wake outside the lock: the wake may run the awaiting loop's
+        //    code, which polls the handle, which takes this lock.
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -213,11 +251,14 @@ impl<T> JoinSlot<T> {
         drop(held);
     }
 
-    /// Keeps `thing` alive until the slot gets its result (at once if it
+    /// Keeps `thing` alive until the cell gets its result (at once if it
     /// has one), then drops it. Chapter 9's pool hands it the loop's
     /// `KeepAwake`, so that a virtual clock stays put while a job runs, and
     /// moves on as soon as the job's handle resolves, aborted or not.
     pub fn hold_until_complete(&self, thing: Box<dyn Any + Send>) {
+        // Checked under the lock `complete` takes, so `thing` is either
+        // held before the result arrives (and dropped by `complete`) or
+        // dropped here at once: never kept forever.
         let mut inner = lock(&self.inner);
         if self.is_finished() {
             drop(inner);
@@ -227,7 +268,7 @@ impl<T> JoinSlot<T> {
         }
     }
 
-    /// Whether a result has been put in the slot (taken or not).
+    /// Whether a result has been put in the cell (taken or not).
     pub fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
     }
@@ -235,14 +276,20 @@ impl<T> JoinSlot<T> {
     /// Takes the result if there is one, else remembers `cx`'s waker.
     pub fn poll_take(&self, cx: &mut Context<'_>, task_id: u64) -> Poll<Result<T, JoinError>> {
         let mut inner = lock(&self.inner);
+        // 1. The result is in: hand it over (the cell keeps `finished`).
         if let Some(result) = inner.result.take() {
             return Poll::Ready(result);
         }
+        // 2. No result, yet finished: it was taken by an earlier poll. A
+        //    finished future polled again is the caller's bug; say so.
         assert!(
             !self.is_finished(),
             "JoinHandle for task {task_id} polled after it returned its result: \
              a finished future must not be polled again"
         );
+        // 3. Not yet: remember this poll's waker (under the same lock that
+        //    `complete` takes, so a result arriving now will see it), and
+        //    skip the clone when it is the same waker as last time.
         match &inner.waker {
             Some(old) if old.will_wake(cx.waker()) => {}
             _ => inner.waker = Some(cx.waker().clone()),
@@ -256,7 +303,10 @@ impl<T> JoinSlot<T> {
 /// cancelled or panicked. Dropping it detaches the task.
 #[must_use = "dropping a JoinHandle detaches the task; await it to get its result"]
 pub struct JoinHandle<T> {
+    /// Where the result will come from: a task, or a cell.
     source: Source<T>,
+    /// The task's number, or the pool job's (chapter 9); copied here so
+    /// that messages and `id()` need not ask the source.
     id: u64,
 }
 
@@ -264,9 +314,12 @@ pub struct JoinHandle<T> {
 enum Source<T> {
     /// A task on the loop, which keeps its own outcome.
     Task(TaskRef<T>),
-    /// Other work (chapter 9's pool jobs): a slot to read, a flag to set.
-    Slot {
-        slot: Arc<JoinSlot<T>>,
+    /// Other work (chapter 9's pool jobs): a cell to read, a flag to set.
+    Cell {
+        /// Filled by whoever does the work.
+        cell: Arc<JoinCell<T>>,
+        /// Set by `abort`; the worker reads it before running the job and
+        /// again after, and skips (or drops the result of) aborted work.
         cancelled: Arc<AtomicBool>,
     },
 }
@@ -274,10 +327,12 @@ enum Source<T> {
 impl<T> JoinHandle<T> {
     /// A handle for work that is not a task on the loop (chapter 9's thread
     /// pool): `abort` sets `cancelled`, and whoever does the work checks it
-    /// and fills `slot`.
-    pub fn from_slot(slot: Arc<JoinSlot<T>>, cancelled: Arc<AtomicBool>, id: u64) -> Self {
+    /// and fills `cell`.
+    pub fn from_cell(cell: Arc<JoinCell<T>>, cancelled: Arc<AtomicBool>, id: u64) -> Self {
+        // No task behind it: the cell and the flag are all the handle
+        // needs, and the worker keeps the other ends.
         JoinHandle {
-            source: Source::Slot { slot, cancelled },
+            source: Source::Cell { cell, cancelled },
             id,
         }
     }
@@ -288,22 +343,26 @@ impl<T> JoinHandle<T> {
     /// already finished keeps its result.
     pub fn abort(&self) {
         match &self.source {
+            // A task: chapter 5 marks it cancelled and queues it, and its
+            // next turn drops the future instead of polling it; the handle
+            // resolves once that drop has happened.
             Source::Task(task) => task.cancel(),
-            Source::Slot { slot, cancelled } => {
+            Source::Cell { cell, cancelled } => {
                 // Whoever does the work checks the flag (a queued job never
                 // runs); the handle resolves now. A job already running
                 // finishes, and its result loses: the first result wins.
                 cancelled.store(true, Ordering::Release);
-                slot.complete(Err(JoinError::cancelled(self.id)));
+                cell.complete(Err(JoinError::cancelled(self.id)));
             }
         }
     }
 
     /// Whether the task has finished (its result, or its error, is ready).
     pub fn is_finished(&self) -> bool {
+        // Asks without taking: the result stays for the handle's poll.
         match &self.source {
             Source::Task(task) => task.is_finished(),
-            Source::Slot { slot, .. } => slot.is_finished(),
+            Source::Cell { cell, .. } => cell.is_finished(),
         }
     }
 
@@ -317,13 +376,23 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A handle holds no future of its own, so it needs nothing pinned:
+        // `self` is only read.
         let id = self.id;
         match &self.source {
+            // A task on the loop. `poll_output` does the whole protocol in
+            // chapter 5's task: if the task has ended, it takes the outcome
+            // out (`Ok(value)`, or why there is none); if not, it stores
+            // this poll's waker as the task's joiner, which the task wakes
+            // when it ends. All that is left here is to translate chapter
+            // 5's `TaskFailure` into the error users see.
             Source::Task(task) => task.poll_output(cx).map_err(|failure| match failure {
                 TaskFailure::Cancelled => JoinError::cancelled(id),
                 TaskFailure::Panicked(payload) => JoinError::panicked(id, payload),
             }),
-            Source::Slot { slot, .. } => slot.poll_take(cx, id),
+            // Other work: the same protocol, over a cell that a worker
+            // thread fills (see `JoinCell::poll_take`).
+            Source::Cell { cell, .. } => cell.poll_take(cx, id),
         }
     }
 }
@@ -357,6 +426,11 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    // Chapter 5 makes the task (its header, the boxed future, and the
+    // stage where its outcome will wait), puts it in the run queue, and
+    // hands back a typed reference to it.
+    // The task runs at the loop's next pass, not now: the spawner keeps the
+    // thread until it awaits something, as asyncio's `create_task` does.
     let task = handle.spawn_task(future);
     JoinHandle {
         id: task.id(),

@@ -126,7 +126,9 @@ use crate::ch03_waker::{ArcWake, lock, waker_ref};
 /// Public because [`gather!`](crate::gather!) expands to code that uses it;
 /// a reader can use it to write other combinators.
 pub struct ChildWakers {
+    /// The list the children's wakers write to; the parent reads it.
     list: Arc<WokenList>,
+    /// One waker per child, by index: what `poll_child` hands child `i`.
     wakers: Vec<Arc<ChildWaker>>,
     /// The other half of a double buffer: the parent swaps it with the
     /// shared list, so a steady state allocates nothing.
@@ -135,6 +137,8 @@ pub struct ChildWakers {
 
 /// What the children's wakers and the parent share.
 struct WokenList {
+    /// Locked by a waking child (to push its index) and by the parent (to
+    /// take the list and store its waker): never for longer than that.
     state: Mutex<WokenState>,
 }
 
@@ -150,11 +154,13 @@ struct WokenState {
 /// A child's waker: an index and a flag, and the shared list to put the
 /// index on.
 struct ChildWaker {
+    /// Which child this waker belongs to: what it puts on the list.
     index: usize,
     /// The index is on the woken list (or the parent is about to poll this
     /// child). A wake that finds it set does nothing: the poll it asks for
     /// is already coming.
     queued: AtomicBool,
+    /// Shared with the parent and every sibling: where the index goes.
     list: Arc<WokenList>,
 }
 
@@ -226,11 +232,16 @@ impl ChildWakers {
     /// `parent`, so no wake falls between the two.
     pub fn take_woken(&mut self, parent: &Waker) -> Vec<usize> {
         {
+            // One lock for both steps: a child woken after it sees the new
+            // parent waker and an empty list, so it wakes the parent; one
+            // woken before is in the batch we take. No wake falls between.
             let mut state = lock(&self.list.state);
             match &state.parent {
                 Some(old) if old.will_wake(parent) => {}
                 _ => state.parent = Some(parent.clone()),
             }
+            // Swap, not copy: the list gets our empty spare buffer, and we
+            // get the woken indices without allocating.
             std::mem::swap(&mut state.woken, &mut self.spare);
         }
         std::mem::take(&mut self.spare)
@@ -261,7 +272,10 @@ impl ChildWakers {
                 self.wakers.len()
             );
         };
+        // Clear the flag *before* the poll: a wake that the child arranges
+        // during this very poll (or any time after) must list it again.
         waker.queued.swap(false, Ordering::AcqRel);
+        // Borrowed, not cloned: a child that keeps its waker clones it.
         let waker = waker_ref(waker);
         child.poll(&mut Context::from_waker(&waker))
     }
@@ -378,9 +392,13 @@ impl<F: Future> fmt::Debug for MaybeDone<F> {
 /// `wait` and `as_completed` differ only in what they do with an output.
 struct Children<F: Future> {
     /// `None` once the child has finished (or was handed back by `wait`).
+    /// Indexed like the input, so an index from the woken list finds its
+    /// child in O(1), and a late wake for a finished child finds `None`.
     futures: Vec<Option<Pin<Box<F>>>>,
+    /// Child `i`'s waker is `wakers`' waker `i`.
     wakers: ChildWakers,
-    /// How many are still `Some`.
+    /// How many are still `Some`: the parent is done when this is 0,
+    /// without scanning `futures`.
     running: usize,
 }
 
@@ -513,8 +531,11 @@ where
 #[must_use = "gather does nothing unless awaited"]
 pub struct Gather<F: Future> {
     children: Children<F>,
-    /// Outputs by input index, filled as children finish.
+    /// Outputs by input index, filled as children finish: `None` for a
+    /// child still running. This is what makes the output come back in
+    /// input order whatever the completion order (E002-6).
     outputs: Vec<Option<F::Output>>,
+    /// It has returned `Ready`: a poll after that is the caller's bug.
     finished: bool,
 }
 
@@ -525,19 +546,29 @@ impl<F: Future> Future for Gather<F> {
     type Output = Vec<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
+        // `Gather` is `Unpin` (its children are boxed), so it may be
+        // reached through a plain `&mut`.
         let this = self.get_mut();
         assert!(
             !this.finished,
             "gather polled after it returned its outputs: a finished future must not be polled again"
         );
+        // 1. Poll only the children woken since the last poll (at the first
+        //    poll: all of them), each with its own waker; `poll_woken` also
+        //    hands the list our waker, so the next child wake reaches us.
+        // 2. Each child that finishes: its output goes into its input
+        //    position, and the child itself is dropped at once.
         let outputs = &mut this.outputs;
         let _ = this.children.poll_woken(cx, |index, output| {
             outputs[index] = Some(output);
             ControlFlow::Continue(())
         });
+        // 3. Some child still runs: it holds its own waker, and will wake
+        //    us through the list when it can go on.
         if this.children.running > 0 {
             return Poll::Pending;
         }
+        // 4. All done: every position is filled; hand them out in order.
         this.finished = true;
         let outputs = std::mem::take(&mut this.outputs)
             .into_iter()
@@ -606,14 +637,42 @@ macro_rules! __gather_munch {
         $crate::__gather_munch!([$($done)* ([$($skip)*] $future)] [$($skip)* _] $($rest,)*)
     };
     // All munched: `$skip` for each child, `$all` one `_` per child.
+    //
+    // For `gather!(a, b, c)` the pairs are `([] a)`, `([_] b)`, `([_ _] c)`
+    // and `$all` is `_ _ _`. What follows expands, roughly, to:
+    //
+    //     let mut children = (MaybeDone::new(a), MaybeDone::new(b), MaybeDone::new(c));
+    //     let mut wakers = ChildWakers::new(3);
+    //     poll_fn(move |cx| {
+    //         let batch = wakers.take_woken(cx.waker());
+    //         for &index in &batch {
+    //             if index == 0 { let (child, ..) = &mut children; child.poll_child(&wakers, 0); }
+    //             if index == 1 { let (_, child, ..) = &mut children; child.poll_child(&wakers, 1); }
+    //             if index == 2 { let (_, _, child, ..) = &mut children; child.poll_child(&wakers, 2); }
+    //         }
+    //         wakers.recycle(batch);
+    //         if all three are done { Ready((out0, out1, out2)) } else { Pending }
+    //     })
+    //
+    // A tuple, not a `Vec`, because the children have different types; the
+    // `_` patterns reach into it by position, and counting the `_` gives
+    // each child's index as a constant.
     ([$(([$($skip:tt)*] $future:expr))+] [$($all:tt)+]) => {{
+        // The children, each boxed and pinned inside its `MaybeDone`, and
+        // one waker per child (their count is the number of `_` in `$all`).
         let mut children = ( $( $crate::ch07_gather::MaybeDone::new($future), )+ );
         let mut wakers = $crate::ch07_gather::ChildWakers::new(
             <[()]>::len(&[$($crate::__gather_unit!($all)),+]),
         );
+        // The future itself: a closure polled by `poll_fn`, owning both.
         ::std::future::poll_fn(move |cx| {
+            // 1. The indices woken since the last poll (all, at the first),
+            //    and from now on wake this parent's latest waker.
             let batch = wakers.take_woken(cx.waker());
             for &index in &batch {
+                // 2. One `if` per child, comparing with its constant index:
+                //    only the woken ones are polled, each with its own
+                //    waker. A child already done ignores the poll.
                 $(
                     if index == <[()]>::len(&[$($crate::__gather_unit!($skip)),*]) {
                         let ( $($skip,)* child, .. ) = &mut children;
@@ -621,11 +680,14 @@ macro_rules! __gather_munch {
                     }
                 )+
             }
+            // 3. Give the list's buffer back, for the next wakes.
             wakers.recycle(batch);
+            // 4. Done when every child is: `a && b && c`, unrolled.
             let all_done = $( {
                 let ( $($skip,)* child, .. ) = &children;
                 child.is_done()
             } )&&+;
+            // 5. Then the outputs, taken in argument order into a tuple.
             if all_done {
                 ::std::task::Poll::Ready(( $( {
                     let ( $($skip,)* child, .. ) = &mut children;
@@ -699,7 +761,10 @@ where
 #[must_use = "try_gather does nothing unless awaited"]
 pub struct TryGather<F: Future, T> {
     children: Children<F>,
+    /// The `Ok` values by input index (`None`: not finished yet). Thrown
+    /// away at the first error.
     values: Vec<Option<T>>,
+    /// It has returned `Ready` (all values, or the first error).
     finished: bool,
 }
 
@@ -839,8 +904,11 @@ where
 #[must_use = "wait does nothing unless awaited"]
 pub struct Wait<F: Future> {
     children: Children<F>,
+    /// Finished children as (input index, output), in completion order.
     done: Vec<(usize, F::Output)>,
+    /// When to stop: at the first completion, or when all are done.
     return_when: ReturnWhen,
+    /// It has returned its `Waited`.
     finished: bool,
 }
 
@@ -994,7 +1062,10 @@ impl<F: Future> fmt::Debug for AsCompleted<F> {
 /// few children); long lists are not. The example counts the polls.
 #[must_use = "naive_join_all does nothing unless awaited"]
 pub struct NaiveJoinAll<F: Future> {
+    /// Every child, running or done, in input order. No per-child waker:
+    /// that is the whole difference from `Gather`.
     children: Vec<MaybeDone<F>>,
+    /// It has returned its outputs.
     finished: bool,
 }
 
@@ -1058,6 +1129,8 @@ impl<F: Future> fmt::Debug for NaiveJoinAll<F> {
 /// measures [`NaiveJoinAll`] against [`gather`] with. Clones share the count.
 #[derive(Clone, Debug, Default)]
 pub struct PollCounter {
+    /// Shared with every `Counted` it made. `Relaxed` is enough: only the
+    /// total matters, and an atomic add never loses one, whatever the order.
     polls: Arc<AtomicU64>,
 }
 
@@ -1086,7 +1159,9 @@ impl PollCounter {
 /// A future whose polls are counted by a [`PollCounter`].
 #[derive(Debug)]
 pub struct Counted<F> {
+    /// The future being counted (`Unpin`, so no box is needed).
     future: F,
+    /// Its counter's count, one more per poll.
     polls: Arc<AtomicU64>,
 }
 

@@ -88,7 +88,9 @@ use crate::ch04_timer::{self, Sleep, sleep, sleep_until};
 /// TimeoutError) after 3s".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Elapsed {
+    /// The length the caller gave (what the message prints).
     after: Duration,
+    /// The loop time it ran out at (for a caller that wants to compare).
     deadline: Duration,
 }
 
@@ -177,6 +179,8 @@ pub struct Timeout<F> {
     /// The inner future while it runs; `None` once it finished or was
     /// dropped at the deadline.
     future: Option<Pin<Box<F>>>,
+    /// The deadline, as chapter 4's sleep: it registers with the loop's
+    /// timer at the first poll and cancels its entry when dropped.
     sleep: Sleep,
     /// How long the caller gave the future (for `Elapsed`); `None` until
     /// the first poll for a `timeout_at` made outside any loop.
@@ -203,20 +207,26 @@ impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A race of two, run inside this one poll: the inner future and
+        // the sleep both get `cx`, so whichever can progress wakes us.
         let this = self.get_mut();
+        // 0. No inner future: we already answered. Polling again is a bug.
         let Some(future) = this.future.as_mut() else {
             panic!("Timeout polled after it returned: a finished future must not be polled again");
         };
-        // A timeout made outside any loop counts from now, its first poll,
-        // not from after the inner future's first poll.
+        // 1. Fix the deadline. A timeout made outside any loop counts from
+        //    now, its first poll, not from after the inner future's first
+        //    poll (which might take a while). A no-op once bound.
         this.sleep.bind();
         let deadline = this.sleep.deadline();
         let after = *this
             .after
             .get_or_insert_with(|| deadline.saturating_sub(ch04_timer::now()));
-        // The deadline first: at a tie it wins, as in asyncio. Its first
-        // poll also registers its timer before the inner future's first
-        // poll registers any, so at the deadline's instant it fires first.
+        // 2. The deadline first: at a tie it wins, as in asyncio. The
+        //    sleep's first poll also registers its timer before the inner
+        //    future's first poll registers any, so at the deadline's
+        //    instant ours fires first. A later poll (re)registers our
+        //    waker, so a `Pending` here is a promise the timer will wake us.
         if Pin::new(&mut this.sleep).poll(cx).is_ready() {
             // Cancel by dropping, before anyone hears about the timeout.
             this.future = None;
@@ -225,11 +235,14 @@ impl<F: Future> Future for Timeout<F> {
                 deadline: this.sleep.deadline(),
             }));
         }
-        // The deadline is still ahead: the inner future's turn.
+        // 3. The deadline is still ahead: the inner future's turn. Done
+        //    means done: the sleep is dropped with us, cancelling its timer
+        //    entry.
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             this.future = None;
             return Poll::Ready(Ok(output));
         }
+        // 4. Neither yet: both hold our waker, the first to fire wakes us.
         Poll::Pending
     }
 }

@@ -21,11 +21,11 @@
 //! task a future that the other thread completes. We already have both
 //! halves:
 //!
-//! * chapter 6's [`JoinSlot`] is a result plus the waker of whoever awaits
+//! * chapter 6's [`JoinCell`] is a result plus the waker of whoever awaits
 //!   it, and it is `Send`: a worker thread can fill it, and filling it wakes
 //!   the awaiting task (chapter 3's seam once more: the pool only ever needs
 //!   a waker to call);
-//! * chapter 6's [`JoinHandle::from_slot`] turns such a slot into the same
+//! * chapter 6's [`JoinHandle::from_cell`] turns such a cell into the same
 //!   `JoinHandle` that `spawn` returns, so awaiting a blocking job reads
 //!   exactly like awaiting a task.
 //!
@@ -34,7 +34,7 @@
 //! to sleep on while it is empty, the shape of smol's `blocking` crate and of
 //! Python's `ThreadPoolExecutor`). A job is the user's closure wrapped so
 //! that it runs inside `catch_unwind` and puts `Ok(value)` or
-//! [`JoinError`] "panicked" in its slot. A panicking job does not take its
+//! [`JoinError`] "panicked" in its cell. A panicking job does not take its
 //! worker down: the worker goes back to the queue for the next job.
 //!
 //! [`run_in_executor`] at the crate root is asyncio's
@@ -75,8 +75,8 @@
 //!   that would be wrong: real work takes real time, and the task waiting
 //!   for it must not find that ten virtual seconds went by. So a job
 //!   submitted from inside a running loop carries that loop's
-//!   [`KeepAwake`] guard, held by the job's slot
-//!   (`JoinSlot::hold_until_complete`): it is released only after the slot
+//!   [`KeepAwake`] guard, held by the job's cell
+//!   (`JoinCell::hold_until_complete`): it is released only after the cell
 //!   is filled (and the waiting task queued), so the clock stays put until
 //!   the task has seen the result. An aborted job's handle resolves at once,
 //!   and so the clock is free at once, while the job finishes unobserved.
@@ -119,7 +119,7 @@ use std::thread;
 
 use crate::ch03_waker::lock;
 use crate::ch05_event_loop::{Handle, KeepAwake, TraceSink, expect_running_loop, try_running_loop};
-use crate::ch06_join::{JoinError, JoinHandle, JoinSlot};
+use crate::ch06_join::{JoinCell, JoinError, JoinHandle};
 use crate::trace::Event;
 
 /// The prefix of every pool thread's name: `tiny-asyncio-pool-0`,
@@ -149,10 +149,12 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 /// See the [module docs](self) for when threads start, what abort does, and
 /// what dropping the pool does with queued jobs.
 pub struct ThreadPool {
+    /// The queue and the counts, shared with every worker.
     shared: Arc<PoolShared>,
     /// The workers, to join when the pool is dropped. In a `Mutex` because
     /// `run_in_executor` takes `&self` and may start one.
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    /// The most workers it may start (`n`); fixed at `new`.
     size: usize,
     /// Numbers the jobs 1, 2, 3 … for `JoinHandle::id` and error messages.
     next_job: AtomicU64,
@@ -160,6 +162,7 @@ pub struct ThreadPool {
 
 /// What the pool and its workers share.
 struct PoolShared {
+    /// The queue and the counts that decide when to start a worker.
     state: Mutex<PoolState>,
     /// Workers sleep here while the queue is empty.
     work: Condvar,
@@ -261,16 +264,16 @@ impl ThreadPool {
         T: Send + 'static,
     {
         let id = self.next_job.fetch_add(1, Ordering::Relaxed) + 1;
-        let slot = JoinSlot::new();
-        slot.set_task_id(id);
+        let cell = JoinCell::new();
+        cell.set_task_id(id);
         let cancelled = Arc::new(AtomicBool::new(false));
         if let Some(keep_awake) = keep_awake {
             // Released when the handle resolves: when the job's result is
             // delivered, or at once if the job is aborted.
-            slot.hold_until_complete(Box::new(keep_awake));
+            cell.hold_until_complete(Box::new(keep_awake));
         }
         let ticket = Ticket {
-            slot: slot.clone(),
+            cell: cell.clone(),
             cancelled: cancelled.clone(),
             trace,
             id,
@@ -293,10 +296,12 @@ impl ThreadPool {
         if start_worker {
             self.start_worker();
         }
-        JoinHandle::from_slot(slot, cancelled, id)
+        JoinHandle::from_cell(cell, cancelled, id)
     }
 
     fn start_worker(&self) {
+        // `submit` already counted it in `started` (under the state lock),
+        // so two submits racing here never start more than `size`.
         let mut threads = lock(&self.threads);
         let index = threads.len();
         let shared = self.shared.clone();
@@ -342,15 +347,25 @@ fn worker(shared: Arc<PoolShared>) {
     let alive = Alive(shared);
     let shared = &alive.0;
     loop {
+        // 1. Get the next job, under the lock.
         let job = {
             let mut state = lock(&shared.state);
             loop {
+                // 1a. The oldest queued job first: FIFO. (At shutdown the
+                //     pool's `Drop` has already taken the queue away under
+                //     this lock, so a worker never starts an unrun job then.)
                 if let Some(job) = state.queue.pop_front() {
                     break job;
                 }
+                // 1b. Nothing queued and the pool is going away: leave. The
+                //     `Alive` guard counts us out on the way.
                 if state.shutdown {
                     return;
                 }
+                // 1c. Nothing queued: wait for `submit` (or `Drop`) to
+                //     notify. While we wait we are `idle`, which `submit`
+                //     reads to decide whether it needs a new worker. A
+                //     spurious wake-up just goes round 1a again.
                 state.idle += 1;
                 state = shared
                     .work
@@ -359,6 +374,10 @@ fn worker(shared: Arc<PoolShared>) {
                 state.idle -= 1;
             }
         };
+        // 2. Run it with the lock released, so that other workers take
+        //    jobs and `submit` queues new ones meanwhile. The job is a
+        //    `Ticket::run`: it checks the abort flag, runs the closure,
+        //    fills the handle's cell, and so wakes the awaiting task.
         // The job catches the user's panic itself (to report it). This
         // second net catches the rare rest, such as a result whose `Drop`
         // panics, so that the worker always lives on to the next job.
@@ -368,6 +387,7 @@ fn worker(shared: Arc<PoolShared>) {
                 crate::ch05_event_loop::panic_message(&*payload)
             );
         }
+        // 3. Round again: the worker lives as long as the pool.
     }
 }
 
@@ -377,20 +397,25 @@ fn tracing(handle: &Handle) -> Option<TraceSink> {
     Some(handle.tracer()).filter(TraceSink::is_on)
 }
 
-/// A job's side of its `JoinHandle`: the slot to fill (which also holds
+/// A job's side of its `JoinHandle`: the cell to fill (which also holds
 /// the loop's keep-awake guard until it is filled), the abort flag, and
 /// the loop's trace sink (only if it was tracing).
 ///
-/// Dropping a ticket resolves the slot "cancelled" (a no-op if the job
-/// already filled it, or was aborted); the slot releases the guard only
+/// Dropping a ticket resolves the cell "cancelled" (a no-op if the job
+/// already filled it, or was aborted); the cell releases the guard only
 /// after that, so a virtual clock never moves between the job's end and its
 /// task seeing the result. The ticket is dropped when the job ends, when it
 /// is skipped, and when an unrun job is thrown away at shutdown: every
 /// handle resolves exactly once.
 struct Ticket<T> {
-    slot: Arc<JoinSlot<T>>,
+    /// The handle's other end: filled exactly once, by `run` or by `drop`.
+    cell: Arc<JoinCell<T>>,
+    /// Set by the handle's `abort`; read before the job runs and after.
     cancelled: Arc<AtomicBool>,
+    /// The submitting loop's trace sink, only if it was tracing then
+    /// (`None` costs the job nothing).
     trace: Option<TraceSink>,
+    /// The job's number in its pool, for the handle's errors and the trace.
     id: u64,
 }
 
@@ -411,7 +436,7 @@ impl<T> Ticket<T> {
             thread
         });
         let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-        // Recorded before the slot is filled, so before the wake it sends.
+        // Recorded before the cell is filled, so before the wake it sends.
         if let (Some(sink), Some(thread)) = (&self.trace, thread) {
             let end = Event::JobEnd {
                 thread,
@@ -425,16 +450,16 @@ impl<T> Ticket<T> {
             return;
         }
         let result = outcome.map_err(|payload| JoinError::panicked(self.id, payload));
-        self.slot.complete(result);
+        self.cell.complete(result);
     }
 }
 
 impl<T> Drop for Ticket<T> {
     fn drop(&mut self) {
         // A no-op if the job delivered its result (or was aborted); else,
-        // say "cancelled". Either way the slot then lets go of the loop's
+        // say "cancelled". Either way the cell then lets go of the loop's
         // KeepAwake, and only now may a virtual clock move again.
-        self.slot.complete(Err(JoinError::cancelled(self.id)));
+        self.cell.complete(Err(JoinError::cancelled(self.id)));
     }
 }
 
@@ -497,6 +522,7 @@ pub fn default_pool_size() -> usize {
 /// dropped (its queued jobs cancelled, its threads joined) when the loop
 /// closes, after the loop's tasks.
 pub struct DefaultPool {
+    /// Sized by [`default_pool_size`]; dropped with the loop's resources.
     pool: ThreadPool,
 }
 

@@ -269,8 +269,11 @@ pub struct CrowdReport {
     /// Wall time from the first spawn until every sleeper had finished.
     pub total: Duration,
     /// Resident memory of the process before the crowd started, in KiB.
+    /// Read it with `peak_rss_kb`: the crowd's cost is the difference.
     pub baseline_rss_kb: u64,
     /// Peak resident memory of the process (`VmHWM`) afterwards, in KiB.
+    /// A peak over the process's whole life, so it means "this crowd" only
+    /// in a process that ran nothing bigger before (the example's children).
     pub peak_rss_kb: u64,
     /// Peak reserved address space (`VmPeak`) afterwards, in KiB.
     pub peak_virtual_kb: u64,
@@ -281,6 +284,8 @@ pub struct CrowdReport {
 impl CrowdReport {
     /// The peak memory beyond the baseline, per sleeper, in bytes.
     pub fn bytes_per_sleeper(&self) -> u64 {
+        // Saturating: a peak below the baseline (memory given back to the
+        // OS between the readings) means "nothing measurable", not a panic.
         let extra = self.peak_rss_kb.saturating_sub(self.baseline_rss_kb) * 1024;
         extra / self.count.max(1) as u64
     }
@@ -329,6 +334,8 @@ impl CrowdReport {
         if words.next()? != "crowd" {
             return None;
         }
+        // Every word after "crowd" must be `key=value`; any other shape
+        // makes the whole line "not a report" (`None`), never a half one.
         let pairs: Vec<(&str, &str)> = words.map(|w| w.split_once('=')).collect::<Option<_>>()?;
         let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
         let number = |key: &str| get(key)?.parse::<u64>().ok();
@@ -361,11 +368,17 @@ impl CrowdReport {
 /// If `/proc` cannot be read (not Linux), or the OS refuses to start a
 /// thread (the threads already started are joined first).
 pub fn sleeping_threads(count: usize, nap: Duration) -> io::Result<CrowdReport> {
+    // 1. The baseline: memory, and this thread's own switches so far.
     let before = ProcStatus::of_process()?;
     let own_before = ProcStatus::of_this_thread()?.switches();
+    // The sleepers add up their own switches here (a thread's count is
+    // readable only by the thread itself while it lives), and count the
+    // ones that could not read theirs, so a gap is an error, not a zero.
     let reported = Arc::new(AtomicU64::new(0));
     let unreadable = Arc::new(AtomicU64::new(0));
 
+    // 2. Start them all, timing the starts. A refusal (too many threads
+    //    for the OS) stops the starting but not the joining below.
     let begun = Instant::now();
     let mut threads = Vec::with_capacity(count);
     let mut refused = None;
@@ -388,6 +401,7 @@ pub fn sleeping_threads(count: usize, nap: Duration) -> io::Result<CrowdReport> 
             }
         }
     }
+    // 3. Wait for every one: each sleeps `nap`, then reports and exits.
     let start = begun.elapsed();
     for thread in threads {
         let _ = thread.join();
@@ -405,6 +419,9 @@ pub fn sleeping_threads(count: usize, nap: Duration) -> io::Result<CrowdReport> 
         ));
     }
 
+    // 4. After: the peak memory, and the switches of everyone involved
+    //    (the sleepers' reports, plus this thread's own: it blocked in
+    //    `join` while they slept).
     let after = ProcStatus::of_process()?;
     let own_after = ProcStatus::of_this_thread()?.switches();
     Ok(CrowdReport {
@@ -434,9 +451,14 @@ pub fn sleeping_threads(count: usize, nap: Duration) -> io::Result<CrowdReport> 
 /// # Panics
 /// Inside a running event loop (`run` cannot nest).
 pub fn sleeping_tasks(count: usize, nap: Duration) -> io::Result<CrowdReport> {
+    // 1. The baseline, as for threads (here every thread of the process
+    //    counts: the loop's and, once started, its timer thread).
     let before = ProcStatus::of_process()?;
     let switches_before = switches_of_live_threads()?;
     let begun = Instant::now();
+    // 2. One loop, `count` tasks, each one `Sleep` in the one timer wheel:
+    //    the calling thread runs the loop, and one timer thread serves
+    //    every sleep.
     let (start, total, switches_after) = run(async move {
         let handles: Vec<_> = (0..count).map(|_| spawn(sleep(nap))).collect();
         let start = begun.elapsed();
@@ -546,6 +568,9 @@ impl Timeline {
 /// `iterations` rounds of a little integer arithmetic that the optimizer
 /// cannot skip: CPU work of a fixed size, whatever else the machine does.
 pub fn spin(iterations: u64) -> u64 {
+    // A linear congruential step per round: cheap, dependent on the round
+    // before (so it cannot be vectorised away), and `black_box` stops the
+    // optimizer from computing the whole loop at compile time.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..iterations {
         x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
@@ -564,6 +589,7 @@ pub fn spin(iterations: u64) -> u64 {
 /// unit of work costs on an idle machine. On a busy machine the steps then
 /// take longer than a unit, and the pictures show it.
 pub fn calibrate(unit: Duration) -> u64 {
+    // 1. Warm the core up, so the trials below do not time a sleepy one.
     let warming = Instant::now();
     while warming.elapsed() < Duration::from_millis(200) {
         spin(10_000);
@@ -578,6 +604,7 @@ pub fn calibrate(unit: Duration) -> u64 {
         }
         rounds *= 2;
     }
+    // 2. Seven trials of that size; the fastest is the least disturbed.
     let fastest = (0..7)
         .map(|_| {
             let begun = Instant::now();
@@ -586,6 +613,7 @@ pub fn calibrate(unit: Duration) -> u64 {
         })
         .min()
         .unwrap_or(Duration::from_millis(10));
+    // 3. Rounds per unit, from the cost of one round.
     let per_round = fastest.as_secs_f64() / rounds as f64;
     ((unit.as_secs_f64() / per_round) as u64).max(1)
 }
@@ -595,11 +623,16 @@ pub fn calibrate(unit: Duration) -> u64 {
 async fn step_on_loop(timer: &Timer, origin: Duration, job: usize, step: u32, work: Work) -> Span {
     let start = timer.now() - origin;
     match work {
+        // Waiting hands the thread back to the loop until the timer fires.
         Work::Wait(d) => sleep(d).await,
+        // Computing never awaits: the loop's one thread is ours until done,
+        // which is the point E001-1 makes about concurrency.
         Work::Compute(rounds) => {
             spin(rounds);
         }
     }
+    // On a virtual clock a compute step takes no loop time at all (only
+    // real time passes): computing is worth measuring on a real clock only.
     let end = timer.now() - origin;
     Span {
         job,
@@ -661,6 +694,8 @@ pub async fn sequential(steps: &[u32], work: Work) -> Timeline {
 pub async fn concurrent(steps: &[u32], work: Work) -> Timeline {
     let timer = ch04_timer::current_timer();
     let origin = timer.now();
+    // Spawn every job first (none runs until we await), then await them in
+    // turn: the awaits overlap because the tasks already run.
     let handles: Vec<_> = steps
         .iter()
         .enumerate()
@@ -700,7 +735,9 @@ pub async fn concurrent(steps: &[u32], work: Work) -> Timeline {
 /// Works inside a running loop (the loop waits while the threads work) and
 /// under `block_on`.
 pub async fn parallel(pool: &ThreadPool, steps: &[u32], work: Work) -> Timeline {
+    // The wall clock: the pool's threads do not run on the loop's time.
     let origin = Instant::now();
+    // One job per pool thread, all submitted before any await.
     let handles: Vec<_> = steps
         .iter()
         .enumerate()
@@ -755,6 +792,7 @@ pub const COLUMNS_PER_UNIT: usize = 4;
 /// assert!(picture.contains("B (1) |........====|"));
 /// ```
 pub fn draw(timelines: &[Timeline], unit: Duration) -> String {
+    // One scale for every picture: the longest run sets the width.
     let longest = timelines.iter().map(|t| t.total).max().unwrap_or_default();
     let units = longest.as_secs_f64() / unit.as_secs_f64();
     let columns = ((units * COLUMNS_PER_UNIT as f64).round() as usize).max(1);
@@ -771,6 +809,8 @@ pub fn draw(timelines: &[Timeline], unit: Duration) -> String {
     }
     let axis: String = axis.into_iter().collect();
 
+    // Then each run: a title line with its measured total, and one row per
+    // job, its letter and step count first (A (3), B (2), C (1)).
     let mut out = String::new();
     for timeline in timelines {
         let mark = match timeline.work {
@@ -784,6 +824,9 @@ pub fn draw(timelines: &[Timeline], unit: Duration) -> String {
         ));
         for (job, &count) in timeline.steps.iter().enumerate() {
             let name = char::from(b'A' + (job % 26) as u8);
+            // A column is busy if the middle of its time falls inside one
+            // of this job's steps: rounding that never draws a step wider
+            // than it was by more than half a column.
             let row: String = (0..columns)
                 .map(|column| {
                     let middle = (column as f64 + 0.5) * column_time;

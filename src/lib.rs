@@ -14,7 +14,15 @@
 //! `use tiny_asyncio::{run, spawn, sleep, gather, timeout, run_in_executor};`
 //! and never needs the chapter paths.
 #![warn(missing_docs)]
+// The fence: `unsafe` is refused everywhere in the crate, and allowed item by
+// item only where it is the lesson (chapter 3's waker vtable, chapter 2's
+// do-nothing waker). Each such item says `#[allow(unsafe_code)]`, each unsafe
+// block carries a `// SAFETY:` comment, and each `unsafe fn` a `# Safety`
+// section. Modules with no unsafe at all say `#![forbid(unsafe_code)]`, which
+// not even an `allow` inside them can undo.
+#![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::missing_safety_doc)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod ch01_blocking;

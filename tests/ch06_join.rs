@@ -16,7 +16,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use tiny_asyncio::ch06_join::{JoinSlot, spawn_on};
+use tiny_asyncio::ch06_join::{JoinCell, spawn_on};
 use tiny_asyncio::{
     EventLoop, JoinError, JoinHandle, block_on, get_running_loop, sleep, spawn, yield_now,
 };
@@ -553,21 +553,21 @@ fn closing_the_loop_drops_every_unfinished_task_once_and_their_handles_say_cance
     assert_eq!(counts(&tallies), [1, 1, 1, 1]);
 }
 
-// ---------------------------------------------------------------- slots
+// ---------------------------------------------------------------- cells
 
 #[test]
-fn join_slot_the_first_result_wins_and_wakes_the_awaiter() {
-    let slot = JoinSlot::<u32>::new();
-    slot.set_task_id(4);
-    assert_eq!(slot.task_id(), 4);
-    assert!(!slot.is_finished());
+fn join_cell_the_first_result_wins_and_wakes_the_awaiter() {
+    let cell = JoinCell::<u32>::new();
+    cell.set_task_id(4);
+    assert_eq!(cell.task_id(), 4);
+    assert!(!cell.is_finished());
     let cancelled = Arc::new(AtomicBool::new(false));
-    let handle = JoinHandle::from_slot(slot.clone(), cancelled.clone(), 4);
+    let handle = JoinHandle::from_cell(cell.clone(), cancelled.clone(), 4);
     let filler = thread::spawn(move || {
         thread::sleep(Duration::from_millis(10));
-        slot.complete(Ok(1));
-        slot.complete(Ok(2));
-        slot.complete(Err(JoinError::cancelled(4)));
+        cell.complete(Ok(1));
+        cell.complete(Ok(2));
+        cell.complete(Err(JoinError::cancelled(4)));
     });
     assert_eq!(block_on(handle).unwrap(), 1);
     filler.join().unwrap();
@@ -575,28 +575,28 @@ fn join_slot_the_first_result_wins_and_wakes_the_awaiter() {
 }
 
 #[test]
-fn a_handle_from_a_slot_resolves_from_outside_work_and_its_abort_sets_the_flag() {
+fn a_handle_from_a_cell_resolves_from_outside_work_and_its_abort_sets_the_flag() {
     let event_loop = EventLoop::with_virtual_clock();
     let (value, flag_seen) = event_loop.run_until_complete(async {
         // Work done on another thread, as chapter 9's pool will do it.
-        let slot = JoinSlot::new();
+        let cell = JoinCell::new();
         let cancelled = Arc::new(AtomicBool::new(false));
-        let handle = JoinHandle::from_slot(slot.clone(), cancelled.clone(), 100);
+        let handle = JoinHandle::from_cell(cell.clone(), cancelled.clone(), 100);
         let keep_awake = get_running_loop().keep_awake();
         let worker = thread::spawn(move || {
             thread::sleep(Duration::from_millis(10));
-            slot.complete(Ok("from a thread"));
+            cell.complete(Ok("from a thread"));
             drop(keep_awake);
         });
         let value = handle.await.unwrap();
         worker.join().unwrap();
 
-        let slot = JoinSlot::<()>::new();
-        let handle = JoinHandle::from_slot(slot.clone(), cancelled.clone(), 101);
+        let cell = JoinCell::<()>::new();
+        let handle = JoinHandle::from_cell(cell.clone(), cancelled.clone(), 101);
         handle.abort();
         let flag_seen = cancelled.load(SeqCst);
         // Whoever does the work sees the flag and reports the cancellation.
-        slot.complete(Err(JoinError::cancelled(101)));
+        cell.complete(Err(JoinError::cancelled(101)));
         assert!(handle.await.unwrap_err().is_cancelled());
         (value, flag_seen)
     });

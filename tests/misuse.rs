@@ -29,7 +29,7 @@ use tiny_asyncio::ch02_futures::{
 use tiny_asyncio::ch03_waker::{ThreadSleep, waker_from_arc};
 use tiny_asyncio::ch04_timer::Clock;
 use tiny_asyncio::ch05_event_loop::{panic_message, spawn_detached};
-use tiny_asyncio::ch06_join::{JoinSlot, spawn_on};
+use tiny_asyncio::ch06_join::{JoinCell, spawn_on};
 use tiny_asyncio::ch07_gather::{ChildWakers, MaybeDone, naive_join_all};
 use tiny_asyncio::{
     EventLoop, JoinError, JoinHandle, NoRunningLoop, ReturnWhen, ThreadPool, block_on, gather,
@@ -234,10 +234,10 @@ fn polling_a_join_handle_after_it_returned_says_so() {
 }
 
 #[test]
-fn polling_a_slot_handle_after_it_returned_says_so() {
-    let slot = JoinSlot::new();
-    let mut handle = JoinHandle::from_slot(slot.clone(), Default::default(), 41);
-    slot.complete(Ok("done"));
+fn polling_a_cell_handle_after_it_returned_says_so() {
+    let cell = JoinCell::new();
+    let mut handle = JoinHandle::from_cell(cell.clone(), Default::default(), 41);
+    cell.complete(Ok("done"));
     assert_eq!(block_on(&mut handle).unwrap(), "done");
     let message = panic_text(|| block_on(&mut handle));
     assert_says(

@@ -25,8 +25,8 @@
 //! programs are rejected (`prop_assume!`), never guessed.
 //!
 //! After every run the test checks the invariants below; each is named in a
-//! test name or in the checker that enforces it (see also
-//! `notes/chapters/zz_testing.md`):
+//! test name or in the checker that enforces it (see also `CHAPTERS.md`,
+//! "What we test and how"):
 //!
 //! * **the model's facts**: every step's end time and result, every task's
 //!   end time and outcome (output, `JoinError` cancelled or panicked),

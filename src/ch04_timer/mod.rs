@@ -11,50 +11,106 @@
 //! `say_after(1, 'hello')` then `say_after(2, 'world')` awaited in turn
 //! (E004-5, total 3 s).
 //!
-//! **The idea.** Put every deadline in one data structure, owned by one
-//! thread that sleeps until the earliest deadline, then wakes the wakers
-//! whose time has come. The structure is a hierarchical timing wheel
-//! ([`wheel`]): insert and cancel in constant time, "what is due now?" and
-//! "when is the next deadline?" without scanning every timer.
+//! **The idea, in one picture.** Every sleep in the program hands its
+//! deadline and its task's waker to one shared [`Timer`]. The timer keeps
+//! them in one data structure, a timing wheel, and one thread sleeps until
+//! the earliest deadline, then wakes whatever is due:
 //!
-//! The pieces, from the bottom up:
+//! ```text
+//!   task A: sleep(1 s) ──┐  register(1 s, waker A)
+//!   task B: sleep(3 s) ──┼─────────────────────────►  ┌─ Timer ────────────────────┐
+//!   task C: sleep(3 s) ──┘                            │  Mutex<Wheel<Waker>>       │
+//!                                                     │  timer thread:             │
+//!         waker A.wake() at 1 s  ◄────────────────────│   sleep until the earliest │
+//!         waker B, C .wake() at 3 s (B first)         │   deadline, advance, wake  │
+//!                                                     └────────────────────────────┘
+//! ```
+//!
+//! The wheel ([`wheel`]) is a clock face with several hands. Level 0 has 64
+//! slots of one tick each; every slot of level 1 spans 64 ticks; of level 2,
+//! 64 × 64; and so on, eight levels. A deadline is filed in the slot of the
+//! coarsest level at which it differs from "now", found from its bits alone,
+//! with no sorting:
+//!
+//! ```text
+//!             now     200 ticks later
+//!              ▼              ▼
+//!   level 1  [ 0 ][ 1 ][ 2 ][ 3 ][ 4 ] … [63]   each slot 64 ticks: filed in slot 3
+//!   level 0  [0][1][2] … [63]                   each slot 1 tick: where it goes
+//!                                               when slot 3 of level 1 comes due
+//! ```
+//!
+//! When the hand reaches a coarse slot, its entries are re-filed one level
+//! finer (a *cascade*), until each sits in an exact tick and fires. Insert
+//! and cancel cost the same however many sleeps wait, and "when is the next
+//! deadline?" finds the earliest busy slot with a bit trick instead of a
+//! scan. The wheel's own docs follow one deadline of E004-5 through it.
+//!
+//! **The life of one sleep.**
+//!
+//! 1. `sleep(d)` makes a [`Sleep`]: a deadline, nothing registered yet.
+//! 2. Its first poll registers `(deadline, waker)` with the timer and gets a
+//!    key back; the poll answers `Pending`.
+//! 3. A later poll before the deadline (the task was woken for another
+//!    reason) swaps in its newer waker under the same key: the place in line
+//!    is kept.
+//! 4. At the deadline the timer takes the entry out of the wheel and wakes
+//!    the waker; the task is polled again, sees the time has come, and the
+//!    sleep is `Ready`.
+//! 5. A sleep dropped before then (its task cancelled, a `timeout` that won)
+//!    cancels its entry: a dropped sleep wakes nobody.
+//!
+//! **The pieces**, from the bottom up:
 //!
 //! * [`Clock`]: what time it is. A **real** clock reads `Instant`; a
 //!   **virtual** clock stands still until someone moves it. Both count from
 //!   their own origin, so a loop's time starts at zero and a virtual run is
 //!   reproducible to the microsecond. Tests of the documents' examples run on
 //!   the virtual clock: three seconds of story in a millisecond of real time.
-//! * [`Timer`]: a wheel of wakers behind a mutex, plus (on a real clock) the
-//!   timer thread. Registering a deadline earlier than the one the thread is
-//!   sleeping toward wakes the thread so it can sleep less; wakers are called
-//!   outside the lock. The thread starts on the first registration and is
-//!   joined when the last [`Timer`] handle is dropped. On a virtual clock
-//!   there is no thread at all: whoever owns the clock (chapter 5's event
-//!   loop) moves it with [`Clock::advance_to`] and calls [`Timer::fire_due`].
-//! * [`Sleep`]: the future `sleep(d)` returns. Made inside an event loop,
-//!   its deadline is fixed when it is made (made outside any, at its first
-//!   poll: see below); its first poll registers the deadline with the timer;
-//!   every later `Pending` poll hands the timer the latest waker; dropping it
-//!   cancels the entry, so a dropped sleep wakes nobody.
+//! * [`wheel::Wheel`]: the timing wheel, a plain value with no threads or
+//!   clocks: ticks in, values out.
+//! * [`Timer`]: the service. A wheel of wakers behind a mutex, plus, on a
+//!   real clock, the timer thread. On a virtual clock there is no thread at
+//!   all: whoever owns the clock (chapter 5's event loop) moves it with
+//!   [`Clock::advance_to`] and calls [`Timer::fire_due`].
+//! * [`Sleep`]: the future `sleep(d)` returns, living the five steps above.
+//!
+//! ## Details, for a second reading
 //!
 //! **Time units.** One wheel tick is one microsecond ([`TICK`]). A deadline
 //! between two ticks is rounded *up*, so a timer never fires early; a sleep
 //! overshoots by the operating system's wake-up latency, not by a whole
 //! millisecond tick as in runtimes with coarser wheels. Durations too large
-//! to represent (up to `Duration::MAX`) saturate to "never"; nothing panics.
+//! to represent (up to `Duration::MAX`) saturate to [`NEVER`], a tick no
+//! clock reaches; nothing panics.
+//!
+//! **The timer thread.** It starts with the first registration on a real
+//! clock and is joined when the last [`Timer`] handle is dropped. A
+//! registration earlier than the deadline the thread is sleeping toward
+//! rouses it through a condvar, so it can sleep less. For the last
+//! [`SPIN_BEFORE_DEADLINE`] before a deadline it spins instead of sleeping,
+//! because an OS sleep wakes tens of microseconds late. Wakers are always
+//! called outside the lock, and a panicking waker is reported, not allowed
+//! to kill the thread.
 //!
 //! **Which timer does `sleep` use?** The one "entered" on this thread with
 //! [`enter`] (chapter 5's event loop enters its own while it runs). A sleep
-//! made where none is entered waits for its first poll to choose: the timer
-//! entered there, or else a process-wide default timer on the real clock,
-//! so that chapter 3's `block_on(sleep(d))` just works, and so does
-//! `event_loop.run_until_complete(sleep(d))`, whose sleep is made before
-//! the loop runs.
+//! made where none is entered does not choose yet: it *binds* at its first
+//! poll, to the timer entered there, and a relative `sleep(d)` counts its
+//! `d` from that moment. This is what makes
+//! `event_loop.run_until_complete(sleep(d))` work, whose sleep is made
+//! before the loop runs. If no timer is entered even then, the sleep uses a
+//! process-wide **default timer** on the real clock, so that chapter 3's
+//! `block_on(sleep(d))` just works. The default timer is held weakly (see
+//! [`current_timer`]): it lives while some sleep uses it, and its thread
+//! exits when the last one is gone.
 //!
 //! **What the next chapter needs from this one.** An event loop needs two
 //! things from the timer: wakers for sleeping tasks (the seam from chapter
 //! 3), and on a virtual clock, "what is the next deadline?" so that it can
 //! jump straight to it when every task is waiting.
+
+#![forbid(unsafe_code)]
 
 pub mod wheel;
 
@@ -88,12 +144,16 @@ pub const TICK: Duration = Duration::from_micros(1);
 pub const SPIN_BEFORE_DEADLINE: Duration = Duration::from_micros(80);
 
 /// The tick that means "never": saturated deadlines land here, and neither
-/// the timer thread nor a virtual clock ever moves to it.
+/// the timer thread nor a virtual clock ever moves to it. It is a real
+/// deadline to the wheel (the last tick there is), not a marker: nothing
+/// asks "is this NEVER?" except to avoid waiting for it.
 pub const NEVER: u64 = u64::MAX;
 
 /// Converts loop time to a wheel tick, rounding up (never early) and
 /// saturating at [`NEVER`].
 pub fn tick_for(deadline: Duration) -> u64 {
+    // In nanoseconds (u128, so `Duration::MAX` fits), rounded up to whole
+    // ticks, then saturated into the wheel's u64.
     let tick_ns = TICK.as_nanos();
     let ticks = deadline.as_nanos().div_ceil(tick_ns);
     u64::try_from(ticks).unwrap_or(NEVER)
@@ -116,9 +176,12 @@ fn time_of(tick: u64) -> Duration {
 /// moved for all.
 #[derive(Clone)]
 pub struct Clock {
+    /// Real or virtual; clones share a virtual clock's `now`.
     kind: ClockKind,
 }
 
+/// The two kinds of clock. Private, so that a virtual clock can only be
+/// moved through [`Clock::advance_to`] (which never goes backwards).
 #[derive(Clone)]
 enum ClockKind {
     /// Real time, measured from `origin`.
@@ -196,20 +259,37 @@ impl fmt::Debug for Clock {
 /// A handle to a timer: a wheel of wakers and, on a real clock, the thread
 /// that fires them. Cloning is cheap and shares the timer; the thread is
 /// joined when the last handle is dropped.
+///
+/// (The wheel's own entries are `wheel::WheelEntry`s; a `Timer` is the whole
+/// service, one per event loop plus the process-wide default.)
 #[derive(Clone)]
 pub struct Timer {
-    handle: Arc<TimerHandle>,
+    /// Shared by every clone; the last clone's drop stops the thread.
+    handle: Arc<TimerOwners>,
 }
 
-/// Owned by the user handles only: its `Drop` is "the last user is gone".
-struct TimerHandle {
+/// What the user handles own together, and the timer thread does not: its
+/// `Drop` means "the last user is gone", and stops the thread.
+///
+/// Two layers of `Arc` because the thread must reach the shared state too:
+/// if it held the same `Arc` as the users, the count would never reach zero
+/// while the thread lives, and the thread would never be told to stop.
+struct TimerOwners {
+    /// The half the thread holds too.
     shared: Arc<TimerShared>,
+    /// The timer thread, to join at the end; `None` on a virtual clock, and
+    /// on a real clock until the first registration starts it.
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Shared by the user handles and the timer thread.
 struct TimerShared {
+    /// What "now" means for this timer: the thread reads it on a real
+    /// clock, the loop moves it on a virtual one.
     clock: Clock,
+    /// The wheel and the thread's bookkeeping, under one lock, so that "is
+    /// this deadline earlier than what the thread sleeps toward?" and the
+    /// insert are decided together.
     state: Mutex<TimerState>,
     /// Rouses the timer thread: an earlier deadline, or shutdown.
     cond: Condvar,
@@ -219,12 +299,39 @@ struct TimerShared {
 }
 
 struct TimerState {
+    /// Every registered deadline, with the waker to call at it.
     wheel: Wheel<Waker>,
-    /// The tick the timer thread is sleeping toward (`NEVER`: no deadline,
-    /// or no thread yet). A registration earlier than this must rouse it.
-    sleeping_until: u64,
+    /// What the timer thread waits for, so that a registration can tell
+    /// whether it must rouse it.
+    thread_waits: ThreadWaits,
+    /// Set once, by the first registration on a real clock, which starts
+    /// the thread (lazily: a loop that never sleeps costs no thread).
     thread_started: bool,
+    /// Set by the last handle's drop; the thread exits when it sees it.
     shutdown: bool,
+}
+
+/// What the timer thread is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ThreadWaits {
+    /// It sleeps (or spins) toward this tick: a registration due earlier
+    /// must rouse it, or the thread would oversleep the new deadline.
+    ForTick(u64),
+    /// No deadline at all: it is not started yet, or it is awake and will
+    /// look at the wheel before it sleeps again, or it sleeps with nothing
+    /// registered but "never" deadlines. Any real registration rouses it.
+    ForNoDeadline,
+}
+
+impl ThreadWaits {
+    /// Whether a new deadline at `tick` comes before what the thread waits
+    /// for (and so must rouse it). A "never" deadline never does.
+    fn is_after(self, tick: u64) -> bool {
+        match self {
+            ThreadWaits::ForTick(until) => tick < until,
+            ThreadWaits::ForNoDeadline => tick != NEVER,
+        }
+    }
 }
 
 impl Timer {
@@ -232,12 +339,12 @@ impl Timer {
     /// registration.
     pub fn new(clock: Clock) -> Timer {
         Timer {
-            handle: Arc::new(TimerHandle {
+            handle: Arc::new(TimerOwners {
                 shared: Arc::new(TimerShared {
                     clock,
                     state: Mutex::new(TimerState {
                         wheel: Wheel::new(),
-                        sleeping_until: NEVER,
+                        thread_waits: ThreadWaits::ForNoDeadline,
                         thread_started: false,
                         shutdown: false,
                     }),
@@ -272,17 +379,25 @@ impl Timer {
     /// Registers `waker` to be woken at loop time `deadline` (rounded up to a
     /// tick). Returns the key to update or cancel it.
     pub fn register(&self, deadline: Duration, waker: Waker) -> TimerKey {
+        // 1. Loop time to a wheel tick, rounded up: never early.
         let tick = tick_for(deadline);
         let shared = &self.handle.shared;
+        // 2. File it in the wheel, under the lock the thread also takes.
         let mut state = lock(&shared.state);
         let key = state.wheel.insert(tick, waker);
+        // 3. On a virtual clock that is all: the loop asks `next_deadline`
+        //    when it is idle. On a real clock the thread must know.
         if !shared.clock.is_virtual() {
             if !state.thread_started {
+                // The first registration ever starts the thread, which
+                // reads the wheel (this deadline included) before it sleeps.
                 state.thread_started = true;
                 self.start_thread();
-            } else if tick < state.sleeping_until {
-                // Decided under the same lock as the insert, so the thread
-                // cannot pick a later wake-up after we looked.
+            } else if state.thread_waits.is_after(tick) {
+                // The thread sleeps toward a later tick: rouse it. Decided
+                // under the same lock as the insert, so the thread cannot
+                // pick a later wake-up after we looked. The condvar reaches
+                // a sleeping thread, the flag a spinning one.
                 shared.earlier.store(true, Ordering::Release);
                 shared.cond.notify_one();
             }
@@ -296,8 +411,13 @@ impl Timer {
         let old = {
             let mut state = lock(&self.handle.shared.state);
             match state.wheel.get_mut(key) {
-                Some(slot) if slot.will_wake(waker) => return true,
-                Some(slot) => std::mem::replace(slot, waker.clone()),
+                // The same task polled again: nothing to change (the common
+                // case, and it costs no clone).
+                Some(stored) if stored.will_wake(waker) => return true,
+                // Another waker (the sleep moved to another task, say): swap
+                // it in, keeping the entry's place in line.
+                Some(stored) => std::mem::replace(stored, waker.clone()),
+                // Already fired or cancelled: the caller must register anew.
                 None => return false,
             }
         };
@@ -333,6 +453,8 @@ impl Timer {
     /// On a real clock the timer thread does this by itself; on a virtual
     /// clock the owner of the clock calls it after moving the clock.
     pub fn fire_due(&self) -> usize {
+        // Take what is due under the lock; wake with the lock released,
+        // since a waker may register a new sleep on this very timer.
         let mut expired = Vec::new();
         self.handle.shared.take_due(&mut expired);
         let fired = expired.len();
@@ -343,6 +465,8 @@ impl Timer {
     }
 
     fn start_thread(&self) {
+        // The thread gets the shared state only, not the owners: see
+        // `TimerOwners` for why.
         let shared = Arc::clone(&self.handle.shared);
         let thread = thread::Builder::new()
             .name("tiny-asyncio-timer".into())
@@ -392,9 +516,13 @@ impl TimerShared {
         let mut expired = Vec::new();
         let mut state = lock(&self.state);
         loop {
+            // 1. The last handle is gone: stop (its drop joins us).
             if state.shutdown {
                 return;
             }
+            // 2. Fire everything due by now. The wakers run with the lock
+            //    released (a woken task's loop may register at once), and
+            //    then we look again from the top: time has passed.
             let now = self.clock.now();
             state.wheel.advance(tick_at(now), &mut expired);
             if !expired.is_empty() {
@@ -405,11 +533,18 @@ impl TimerShared {
                 state = lock(&self.state);
                 continue;
             }
-            let next = state.wheel.next_deadline().unwrap_or(NEVER);
-            state.sleeping_until = next;
-            let until = (next != NEVER)
-                .then(|| self.clock.instant_of(time_of(next)))
-                .flatten();
+            // 3. Nothing due: note what we wait for (so that `register`
+            //    knows when to rouse us) and turn it into an `Instant`.
+            //    A "never" deadline is no deadline.
+            state.thread_waits = match state.wheel.next_deadline() {
+                Some(next) if next != NEVER => ThreadWaits::ForTick(next),
+                _ => ThreadWaits::ForNoDeadline,
+            };
+            let until = match state.thread_waits {
+                ThreadWaits::ForTick(next) => self.clock.instant_of(time_of(next)),
+                ThreadWaits::ForNoDeadline => None,
+            };
+            // 4. Wait, in one of four ways, by how far the deadline is.
             state = match until.and_then(|at| at.checked_duration_since(Instant::now())) {
                 Some(left) if left > SPIN_BEFORE_DEADLINE => {
                     // Sleep until shortly before the deadline; a new, earlier
@@ -433,9 +568,12 @@ impl TimerShared {
                 }
                 // Already due (the loop above fires it), or nothing to wait for.
                 None if until.is_some() => state,
+                // No deadline: sleep until a registration or shutdown.
                 None => self.cond.wait(state).unwrap_or_else(|p| p.into_inner()),
             };
-            state.sleeping_until = NEVER;
+            // 5. Awake (on time, roused, or spuriously): we hold the lock and
+            //    go round to step 1, looking at the wheel before any sleep.
+            state.thread_waits = ThreadWaits::ForNoDeadline;
         }
     }
 }
@@ -459,8 +597,10 @@ fn wake_reporting_panics(waker: Waker) {
     }
 }
 
-impl Drop for TimerHandle {
+impl Drop for TimerOwners {
     fn drop(&mut self) {
+        // Tell the thread under the lock (so it cannot miss it between its
+        // check and its wait), rouse it, then wait for it to finish.
         lock(&self.shared.state).shutdown = true;
         self.shared.cond.notify_one();
         let thread = lock(&self.thread).take();
@@ -481,7 +621,12 @@ thread_local! {
 
 /// The process-wide real-clock timer used outside any event loop. Held
 /// weakly: its thread exits when its last sleep is gone.
-static DEFAULT_TIMER: Mutex<Weak<TimerHandle>> = Mutex::new(Weak::new());
+///
+/// Weakly, because a strong static would keep the timer thread alive until
+/// the process exits, and no test could check that threads are cleaned up.
+/// The cost: a program that sleeps, stops, and sleeps again outside a loop
+/// starts a fresh timer (and thread) the second time.
+static DEFAULT_TIMER: Mutex<Weak<TimerOwners>> = Mutex::new(Weak::new());
 
 /// Makes `timer` the one `sleep` uses on this thread until the guard is
 /// dropped (then the previous one is back).
@@ -492,6 +637,8 @@ pub fn enter(timer: Timer) -> EnterGuard {
 
 /// Restores the previously entered timer when dropped.
 pub struct EnterGuard {
+    /// The timer entered before this one (`None`: none was), put back on
+    /// drop, so that nested loops restore each other's timers in order.
     previous: Option<Timer>,
 }
 
@@ -511,13 +658,18 @@ pub fn entered_timer() -> Option<Timer> {
 /// The timer `sleep` would use here: the entered one, or the process-wide
 /// real-clock default.
 pub fn current_timer() -> Timer {
+    // Inside an event loop (or anything that entered a timer): that one.
     if let Some(timer) = entered_timer() {
         return timer;
     }
+    // Outside: the default timer, if some sleep still keeps it alive...
+    // (the lock makes "upgrade, else make one" a single step, so two
+    // threads never start two defaults).
     let mut default = lock(&DEFAULT_TIMER);
     if let Some(handle) = default.upgrade() {
         return Timer { handle };
     }
+    // ...or a new one, remembered weakly for the next sleep to share.
     let timer = Timer::new(Clock::real());
     *default = Arc::downgrade(&timer.handle);
     timer
@@ -539,12 +691,21 @@ pub fn now() -> Duration {
 #[must_use = "a Sleep does nothing unless it is awaited"]
 pub struct Sleep {
     /// The timer it registers with; `None` until the first poll for a
-    /// sleep made outside any timer.
+    /// sleep made outside any timer (then [`Sleep::bind`] picks one).
     timer: Option<Timer>,
-    /// Loop time of the end; for an unbound `sleep(d)`, the `d` still to
-    /// be added to the time of binding.
+    /// Read it together with `relative_until_bound`: while that is `true`
+    /// this is the *length* `d` of a `sleep(d)` made outside any loop, still
+    /// to be added to the time of binding; once it is `false`, it is the
+    /// loop time at which the sleep ends.
     deadline: Duration,
+    /// `true` only for a `sleep(d)` made outside any timer and not bound
+    /// yet: `deadline` is a length, not a time. `bind` turns it into a time
+    /// and clears this, once. (`sleep_until` never sets it: its deadline is
+    /// a time from the start.)
     relative_until_bound: bool,
+    /// The wheel entry, once the first `Pending` poll registered one; taken
+    /// back (`None`) when the sleep completes, so that `Drop` cancels only
+    /// what is still registered.
     key: Option<TimerKey>,
 }
 
@@ -601,7 +762,9 @@ impl Sleep {
     /// itself; a future that wraps a sleep calls it to fix the deadline
     /// before doing anything else (chapter 8's `timeout`). A no-op once bound.
     pub fn bind(&mut self) {
+        // Already bound: the timer is kept (a loop's time is its own).
         let timer = self.timer.get_or_insert_with(current_timer);
+        // A relative sleep starts counting now, on that timer's clock.
         if std::mem::take(&mut self.relative_until_bound) {
             self.deadline = timer.now().saturating_add(self.deadline);
         }
@@ -612,33 +775,54 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // `Sleep` is `Unpin` (no field is pinned), so a plain `&mut` will do.
         let this = &mut *self;
+        // 1. Know our timer and our deadline. A no-op after the first poll;
+        //    at the first poll of a sleep made outside any loop, this picks
+        //    the timer entered here and starts a relative sleep's count.
         this.bind();
         let timer = this.timer.as_ref().expect("bind() picked a timer");
+        // 2. The clock has reached the deadline: done. The entry may still
+        //    be in the wheel (we are polled for another reason just as it
+        //    came due, or on a virtual clock moved before `fire_due`):
+        //    cancel it, so that it wakes nobody later.
         if timer.now() >= this.deadline {
             if let Some(key) = this.key.take() {
                 timer.cancel(key);
             }
             return Poll::Ready(());
         }
+        // 3. Not yet. If we hold an entry, give it this poll's waker: the
+        //    task that polls us now is the one to wake (it may not be the
+        //    one that polled us first). `false` means the entry is gone.
         let registered = match this.key {
             Some(key) => timer.update_waker(key, cx.waker()),
             None => false,
         };
         if !registered {
+            // 4. The entry was gone although step 2 saw the deadline ahead:
+            //    it fired in between (the timer thread does not wait for
+            //    us). If the clock now agrees, we are done; its wake to the
+            //    old waker was already sent.
             if this.key.is_some() && timer.now() >= this.deadline {
-                // Fired between our clock check and the update.
                 this.key = None;
                 return Poll::Ready(());
             }
+            // 5. First poll (or a stale key): register the deadline with a
+            //    clone of this poll's waker. From here on, the wake comes
+            //    from the timer.
             this.key = Some(timer.register(this.deadline, cx.waker().clone()));
         }
+        // 6. The promise `Pending` makes: the timer holds our latest waker.
         Poll::Pending
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
+        // Dropped before its deadline (cancelled, a lost `timeout` race):
+        // take the entry out, so that its waker is released now and the
+        // timer does not wake a task that no longer waits.
         if let (Some(key), Some(timer)) = (self.key.take(), &self.timer) {
             timer.cancel(key);
         }

@@ -198,12 +198,13 @@ const OVERFLOW: usize = DUE + 1;
 /// Total number of entry lists.
 const LISTS: usize = OVERFLOW + 1;
 
-/// A handle to a timer registered with [`Wheel::insert`], used to
-/// [`cancel`](Wheel::cancel) it or look at it.
+/// A handle to an entry registered with [`Wheel::insert`], used to
+/// [`cancel`](Wheel::cancel) it or look at it. (Chapter 4's `Timer` hands
+/// these out from `Timer::register`: one key per sleeping deadline.)
 ///
-/// It is `Copy` and small. Keys never dangle dangerously: once the timer has
+/// It is `Copy` and small. Keys never dangle dangerously: once the entry has
 /// fired or been cancelled the key is *stale*, and every method given a stale
-/// key answers `None` without touching any other timer.
+/// key answers `None` without touching any other entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TimerKey {
     /// Where the entry lives in the slab.
@@ -213,7 +214,7 @@ pub struct TimerKey {
     seq: u64,
 }
 
-/// Where a timer currently waits inside the wheel, as shown by
+/// Where an entry currently waits inside the wheel, as shown by
 /// [`Wheel::place`]. Useful for watching a cascade happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Place {
@@ -223,7 +224,7 @@ pub enum Place {
     /// In slot `slot` (0..64) of level `level` (0..8).
     Slot {
         /// The level: the highest 6-bit group in which the deadline differed
-        /// from the current tick when the timer was last filed.
+        /// from the current tick when the entry was last filed.
         level: usize,
         /// The slot: that group of the deadline's bits.
         slot: usize,
@@ -233,24 +234,35 @@ pub enum Place {
     Overflow,
 }
 
-/// One registered timer.
-struct Timer<T> {
-    /// The exact tick it is due at; never rounded, never changed.
+/// One registered deadline and the value to hand back at it: what the
+/// module docs call an *entry*. (Not chapter 4's `Timer`, which is the
+/// whole service: this wheel, a lock and a thread.)
+struct WheelEntry<T> {
+    /// The exact tick it is due at; never rounded, never changed. Its slot
+    /// is worked out from it (and the current tick) each time it is filed.
     deadline: u64,
     /// Registration order: breaks ties between equal deadlines, and serves
     /// as the key's generation.
     seq: u64,
-    /// Which list holds it (a slot, `DUE` or `OVERFLOW`).
+    /// Which list holds it: `level * SLOTS + slot` for a slot, or `DUE`, or
+    /// `OVERFLOW`. Read together with `pos`: the pair is the entry's
+    /// address in `Wheel::lists`, what `unlink` needs to find it at once.
     list: u16,
-    /// Its position in that list, kept up to date so cancel is O(1).
+    /// Its index inside `lists[list]`. Meaningful only with `list`, and
+    /// rewritten whenever a `swap_remove` moves the entry inside its list,
+    /// so cancel stays O(1).
     pos: u32,
     /// What the owner asked us to hold (the timer thread stores a `Waker`).
     value: T,
 }
 
-/// A cell of the slab: a timer, or a link in the chain of free cells.
+/// A cell of the slab: an entry, or a link in the chain of free cells.
 enum Cell<T> {
-    Occupied(Timer<T>),
+    /// Holds a live entry; some list names this cell's index.
+    Occupied(WheelEntry<T>),
+    /// Free. `next_free` is the next free cell (`None`: the end of the
+    /// chain), so the free cells form a stack threaded through the slab
+    /// itself and a reuse costs no search.
     Vacant { next_free: Option<u32> },
 }
 
@@ -275,18 +287,26 @@ enum Cell<T> {
 /// ```
 pub struct Wheel<T> {
     /// The current tick: every entry in a slot is due strictly after it.
+    /// It moves only forward, and only inside `advance`; every entry's level
+    /// and slot are relative to it.
     elapsed: u64,
     /// The sequence number the next `insert` gets.
     next_seq: u64,
-    /// The slab of entries.
+    /// The slab of entries. A key's `index` points here; the lists hold
+    /// indices into it, never the entries themselves, so moving an entry
+    /// between lists (a cascade) moves four bytes.
     cells: Vec<Cell<T>>,
-    /// Head of the chain of vacant cells, reused before the slab grows.
+    /// Head of the chain of vacant cells, reused before the slab grows
+    /// (`None`: no free cell, the next insert pushes a new one).
     free_head: Option<u32>,
-    /// Number of registered timers.
+    /// Number of registered entries (the occupied cells).
     len: usize,
     /// `LISTS` lists of slab indices: the 512 slots, then `DUE`, `OVERFLOW`.
     lists: Vec<Vec<u32>>,
-    /// Bit `s` of `occupied[l]` is set when slot `s` of level `l` is not empty.
+    /// Bit `s` of `occupied[l]` is set when slot `s` of level `l` is not
+    /// empty: a copy of "is `lists[l * SLOTS + s]` non-empty?", kept in step
+    /// by `file`, `unlink` and `refile`, so that the next busy slot is one
+    /// `trailing_zeros` away instead of a scan of 512 lists.
     occupied: [u64; LEVELS],
 }
 
@@ -315,17 +335,17 @@ impl<T> Wheel<T> {
         self.elapsed
     }
 
-    /// How many timers are registered (neither fired nor cancelled).
+    /// How many entries are registered (neither fired nor cancelled).
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// Whether no timer is registered.
+    /// Whether no entry is registered.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// Registers `value` to fire at tick `deadline`, in O(1).
+    /// Registers `value` to be handed back at tick `deadline`, in O(1).
     ///
     /// A deadline at or before [`now`](Self::now) fires on the next
     /// [`advance`](Self::advance), whatever tick that is given. Any `u64`,
@@ -333,53 +353,68 @@ impl<T> Wheel<T> {
     ///
     /// # Panics
     ///
-    /// Only if more than `u32::MAX` timers are registered at once.
+    /// Only if more than `u32::MAX` entries are registered at once.
     pub fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
+        // 1. A sequence number: the tie-breaker between equal deadlines and
+        //    the key's generation. 2^64 insertions would take centuries at a
+        //    billion a second, so it never wraps.
         let seq = self.next_seq;
-        // 2^64 insertions would take centuries at a billion a second.
         self.next_seq += 1;
-        let timer = Timer {
+        // 2. The entry, not yet in any list (`list` and `pos` are filled in
+        //    by `file`).
+        let entry = WheelEntry {
             deadline,
             seq,
             list: 0,
             pos: 0,
             value,
         };
-        let index = self.alloc(timer);
+        // 3. A slab cell for it (a free one if any), then 4. the list its
+        //    deadline belongs in, seen from the current tick: a slot, DUE
+        //    if it is already due, or OVERFLOW if it is years away. No
+        //    sorting: the slot is computed from the deadline's bits.
+        let index = self.alloc(entry);
         self.file(index);
         self.len += 1;
+        // 5. The key names the cell and, by `seq`, this use of it.
         TimerKey { index, seq }
     }
 
-    /// Removes the timer and returns its value, in O(1). Returns `None` for a
-    /// stale key (its timer already fired or was cancelled).
+    /// Removes the entry and returns its value, in O(1). Returns `None` for a
+    /// stale key (its entry already fired or was cancelled).
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
+        // 1. A stale key (fired, cancelled, or its cell reused by a later
+        //    entry whose `seq` differs) names nothing: stop here.
         self.get(key)?;
+        // 2. Out of its list: the entry knows its `list` and `pos`, so no
+        //    search; the list's last index fills the hole.
         self.unlink(key.index);
+        // 3. Its cell goes on the free chain, and the value goes back to
+        //    the caller (chapter 4's timer drops the `Waker` outside its lock).
         Some(self.release(key.index).value)
     }
 
-    /// The value of a registered timer, or `None` for a stale key.
+    /// The value of a registered entry, or `None` for a stale key.
     pub fn get(&self, key: TimerKey) -> Option<&T> {
-        self.live(key).map(|timer| &timer.value)
+        self.live(key).map(|entry| &entry.value)
     }
 
-    /// The value of a registered timer, mutably (the timer thread uses this to
-    /// replace a stored `Waker` without losing the timer's place in line), or
+    /// The value of a registered entry, mutably (the timer thread uses this to
+    /// replace a stored `Waker` without losing the entry's place in line), or
     /// `None` for a stale key.
     pub fn get_mut(&mut self, key: TimerKey) -> Option<&mut T> {
         match self.cells.get_mut(key.index as usize) {
-            Some(Cell::Occupied(timer)) if timer.seq == key.seq => Some(&mut timer.value),
+            Some(Cell::Occupied(entry)) if entry.seq == key.seq => Some(&mut entry.value),
             _ => None,
         }
     }
 
-    /// The deadline a registered timer was given, or `None` for a stale key.
+    /// The deadline a registered entry was given, or `None` for a stale key.
     pub fn deadline(&self, key: TimerKey) -> Option<u64> {
-        self.live(key).map(|timer| timer.deadline)
+        self.live(key).map(|entry| entry.deadline)
     }
 
-    /// Where a registered timer currently waits, or `None` for a stale key.
+    /// Where a registered entry currently waits, or `None` for a stale key.
     /// It changes only when [`advance`](Self::advance) cascades it.
     pub fn place(&self, key: TimerKey) -> Option<Place> {
         let list = usize::from(self.live(key)?.list);
@@ -393,7 +428,7 @@ impl<T> Wheel<T> {
         })
     }
 
-    /// The exact earliest deadline among the registered timers (not a slot
+    /// The exact earliest deadline among the registered entries (not a slot
     /// boundary), or `None` when the wheel is empty.
     ///
     /// It finds the earliest busy slot through the occupancy bitmaps, never
@@ -404,7 +439,7 @@ impl<T> Wheel<T> {
         let earliest_in = |list: usize| {
             self.lists[list]
                 .iter()
-                .map(|&index| self.timer(index).deadline)
+                .map(|&index| self.entry(index).deadline)
                 .min()
         };
         // Everything due precedes every slot, and every slot precedes the
@@ -418,19 +453,28 @@ impl<T> Wheel<T> {
         earliest_in(OVERFLOW)
     }
 
-    /// Moves the wheel to tick `now` and appends every timer with deadline
+    /// Moves the wheel to tick `now` and appends every entry with deadline
     /// `<= now` to `expired` as `(deadline, value)`, sorted by deadline and,
     /// for equal deadlines, by registration order.
     ///
     /// Time never goes backwards: a `now` smaller than [`now()`](Self::now)
-    /// leaves the clock where it is, and only the timers already due (those
+    /// leaves the clock where it is, and only the entries already due (those
     /// inserted with a deadline at or before `now()`) are handed out.
     /// Its cost is one step per busy slot on the way, however far `now` is:
-    /// empty slots are skipped, and each timer is re-filed at most once per
-    /// level. (Overflow timers are re-checked whenever the clock enters a
+    /// empty slots are skipped, and each entry is re-filed at most once per
+    /// level. (Overflow entries are re-checked whenever the clock enters a
     /// 2^48-tick stretch that holds one of them: rare by design.)
     pub fn advance(&mut self, now: u64, expired: &mut Vec<(u64, T)>) {
+        // Time never runs backwards: an earlier `now` only hands out what
+        // is already due.
         let target = now.max(self.elapsed);
+        // The cascade loop. Find the earliest busy slot; if it starts at
+        // or before `target`, jump the current tick to its start and
+        // re-file its entries. Seen from the new tick, each of them lands
+        // one level lower at least (a closer deadline differs in a lower
+        // group), or in DUE if its exact deadline has come. Repeat until
+        // the earliest busy slot starts after `target`: then no entry in
+        // any slot is due by `target`.
         while let Some(slot) = self.next_due_slot(target) {
             // The slot's start is after the current tick and not after
             // `target`: step the clock there and re-file the slot's entries
@@ -440,6 +484,8 @@ impl<T> Wheel<T> {
             self.elapsed = slot.start;
             self.refile(slot.list);
         }
+        // The rest of the way to `target` crosses no busy slot's start, so
+        // no entry changes level: just move the hand. Then hand out DUE.
         self.elapsed = target;
         self.fire_due(expired);
     }
@@ -448,6 +494,7 @@ impl<T> Wheel<T> {
 
     /// The list an entry with `deadline` belongs in, seen from the current tick.
     fn list_for(&self, deadline: u64) -> usize {
+        // Reached already: due, whatever its bits say.
         if deadline <= self.elapsed {
             return DUE;
         }
@@ -458,38 +505,50 @@ impl<T> Wheel<T> {
         if level >= LEVELS {
             return OVERFLOW;
         }
+        // The slot is the deadline's own group at that level. It is after
+        // the current tick's group there (the deadline is later, and the
+        // groups above are equal), so it is never the slot the hand is on.
         let slot = ((deadline >> (level as u32 * BITS)) & GROUP_MASK) as usize;
         level * SLOTS + slot
     }
 
     /// Puts the entry at `index` at the end of the list it belongs in.
     fn file(&mut self, index: u32) {
-        let list = self.list_for(self.timer(index).deadline);
+        // Which list, from the deadline's bits; then append (O(1)).
+        let list = self.list_for(self.entry(index).deadline);
         let pos = self.lists[list].len() as u32;
         self.lists[list].push(index);
+        // A slot that just became busy gets its occupancy bit (DUE and
+        // OVERFLOW have no bit: they are looked at directly).
         if list < DUE {
             self.occupied[list / SLOTS] |= 1 << (list % SLOTS);
         }
-        let timer = self.timer_mut(index);
-        timer.list = list as u16;
-        timer.pos = pos;
+        // The entry learns its address, for a later O(1) unlink.
+        let entry = self.entry_mut(index);
+        entry.list = list as u16;
+        entry.pos = pos;
     }
 
     /// Takes the entry at `index` out of its list in O(1): the list's last
     /// index fills the hole, and is told its new position.
     fn unlink(&mut self, index: u32) {
         let (list, pos) = {
-            let timer = self.timer(index);
-            (usize::from(timer.list), timer.pos as usize)
+            let entry = self.entry(index);
+            (usize::from(entry.list), entry.pos as usize)
         };
         let ids = &mut self.lists[list];
         debug_assert_eq!(ids[pos], index, "an entry's stored position is stale");
+        // `swap_remove` moves the list's last index into `pos`; unless we
+        // removed the last one, some other entry now sits at `pos` and must
+        // be told, or its own cancel would later remove the wrong index.
         ids.swap_remove(pos);
         let moved = ids.get(pos).copied();
         let now_empty = ids.is_empty();
         if let Some(moved) = moved {
-            self.timer_mut(moved).pos = pos as u32;
+            self.entry_mut(moved).pos = pos as u32;
         }
+        // An emptied slot clears its occupancy bit, so the search for the
+        // next busy slot does not stop at it.
         if now_empty && list < DUE {
             self.occupied[list / SLOTS] &= !(1 << (list % SLOTS));
         }
@@ -499,6 +558,9 @@ impl<T> Wheel<T> {
     /// The invariant guarantees a slot's entries never land in the same slot
     /// again; overflow entries may stay in the overflow list.
     fn refile(&mut self, list: usize) {
+        // Take the whole list out first (the slot is now empty, its bit
+        // cleared), then file each entry afresh against the new current
+        // tick: `file` sends it to a lower level's slot, or to DUE.
         let mut ids = mem::take(&mut self.lists[list]);
         if list < DUE {
             self.occupied[list / SLOTS] &= !(1 << (list % SLOTS));
@@ -519,15 +581,20 @@ impl<T> Wheel<T> {
         if self.lists[DUE].is_empty() {
             return;
         }
+        // Cancels and cascades have shuffled DUE: restore the promised
+        // order, deadline first, then registration (`seq` is unique, so an
+        // unstable sort is exact).
         let mut due = mem::take(&mut self.lists[DUE]);
         due.sort_unstable_by_key(|&index| {
-            let timer = self.timer(index);
-            (timer.deadline, timer.seq)
+            let entry = self.entry(index);
+            (entry.deadline, entry.seq)
         });
+        // Each leaves the slab (its cell freed, its key stale from now on)
+        // and its value goes to the caller, who wakes it outside any lock.
         expired.reserve(due.len());
         for &index in &due {
-            let timer = self.release(index);
-            expired.push((timer.deadline, timer.value));
+            let entry = self.release(index);
+            expired.push((entry.deadline, entry.value));
         }
         due.clear();
         self.lists[DUE] = due;
@@ -542,8 +609,11 @@ impl<T> Wheel<T> {
     /// Within a level the slot number is the order, and every busy slot is
     /// after the current tick's own, so the lowest set bit wins.
     fn earliest_slot(&self) -> Option<DueSlot> {
+        // The lowest level with any busy slot, and its lowest busy slot.
         let level = self.occupied.iter().position(|&bits| bits != 0)?;
         let slot = u64::from(self.occupied[level].trailing_zeros());
+        // Its start: the current tick's groups above this level, this
+        // slot's number as this level's group, zeros below.
         let shift = level as u32 * BITS;
         let above = shift + BITS; // at most 48: the shifts below cannot overflow
         let start = ((self.elapsed >> above) << above) | (slot << shift);
@@ -567,7 +637,7 @@ impl<T> Wheel<T> {
         }
         let stretch = self.lists[OVERFLOW]
             .iter()
-            .map(|&index| self.timer(index).deadline >> RANGE_BITS)
+            .map(|&index| self.entry(index).deadline >> RANGE_BITS)
             .min()?;
         let start = stretch << RANGE_BITS;
         (start <= target).then_some(DueSlot {
@@ -578,33 +648,33 @@ impl<T> Wheel<T> {
 
     // ----- the slab ---------------------------------------------------------
 
-    /// The live timer `key` names, if it is not stale.
-    fn live(&self, key: TimerKey) -> Option<&Timer<T>> {
+    /// The live entry `key` names, if it is not stale.
+    fn live(&self, key: TimerKey) -> Option<&WheelEntry<T>> {
         match self.cells.get(key.index as usize) {
-            Some(Cell::Occupied(timer)) if timer.seq == key.seq => Some(timer),
+            Some(Cell::Occupied(entry)) if entry.seq == key.seq => Some(entry),
             _ => None,
         }
     }
 
-    fn timer(&self, index: u32) -> &Timer<T> {
+    fn entry(&self, index: u32) -> &WheelEntry<T> {
         match &self.cells[index as usize] {
-            Cell::Occupied(timer) => timer,
+            Cell::Occupied(entry) => entry,
             Cell::Vacant { .. } => unreachable!("a list names a vacant slab cell"),
         }
     }
 
-    fn timer_mut(&mut self, index: u32) -> &mut Timer<T> {
+    fn entry_mut(&mut self, index: u32) -> &mut WheelEntry<T> {
         match &mut self.cells[index as usize] {
-            Cell::Occupied(timer) => timer,
+            Cell::Occupied(entry) => entry,
             Cell::Vacant { .. } => unreachable!("a list names a vacant slab cell"),
         }
     }
 
-    /// Stores `timer` in a vacant cell (or a new one) and returns its index.
-    fn alloc(&mut self, timer: Timer<T>) -> u32 {
+    /// Stores `entry` in a vacant cell (or a new one) and returns its index.
+    fn alloc(&mut self, entry: WheelEntry<T>) -> u32 {
         match self.free_head {
             Some(index) => {
-                let cell = mem::replace(&mut self.cells[index as usize], Cell::Occupied(timer));
+                let cell = mem::replace(&mut self.cells[index as usize], Cell::Occupied(entry));
                 let Cell::Vacant { next_free } = cell else {
                     unreachable!("the free chain names an occupied slab cell")
                 };
@@ -614,30 +684,33 @@ impl<T> Wheel<T> {
             None => {
                 let index = u32::try_from(self.cells.len())
                     .expect("a timer wheel holds at most u32::MAX timers at once");
-                self.cells.push(Cell::Occupied(timer));
+                self.cells.push(Cell::Occupied(entry));
                 index
             }
         }
     }
 
-    /// Empties the (already unlinked) cell at `index`, returning its timer.
-    fn release(&mut self, index: u32) -> Timer<T> {
+    /// Empties the (already unlinked) cell at `index`, returning its entry.
+    fn release(&mut self, index: u32) -> WheelEntry<T> {
         let vacant = Cell::Vacant {
             next_free: self.free_head,
         };
-        let Cell::Occupied(timer) = mem::replace(&mut self.cells[index as usize], vacant) else {
+        let Cell::Occupied(entry) = mem::replace(&mut self.cells[index as usize], vacant) else {
             unreachable!("released a vacant slab cell")
         };
         self.free_head = Some(index);
         self.len -= 1;
-        timer
+        entry
     }
 }
 
 /// A list to re-file and the tick at which it comes due.
 #[derive(Clone, Copy)]
 struct DueSlot {
+    /// The list to re-file: a slot's index, or `OVERFLOW`.
     list: usize,
+    /// The tick the current tick jumps to before re-filing it: the slot's
+    /// first tick (for `OVERFLOW`, the start of its earliest stretch).
     start: u64,
 }
 
@@ -679,10 +752,10 @@ mod tests {
                 }
                 for (pos, &index) in ids.iter().enumerate() {
                     listed += 1;
-                    let timer = self.timer(index);
-                    assert_eq!(usize::from(timer.list), list, "stored list");
-                    assert_eq!(timer.pos as usize, pos, "stored position");
-                    let d = timer.deadline;
+                    let entry = self.entry(index);
+                    assert_eq!(usize::from(entry.list), list, "stored list");
+                    assert_eq!(entry.pos as usize, pos, "stored position");
+                    let d = entry.deadline;
                     match list {
                         DUE => assert!(d <= now, "due entry {d} after now {now}"),
                         OVERFLOW => assert!(d >> RANGE_BITS > now >> RANGE_BITS),
