@@ -25,6 +25,11 @@
 //! * W7 `docs`: E000-4 itself: three tasks of 3, 2 and 1 one-second sleeps
 //!   take 3 s; how far past 3 s?
 //! * W8 `gather`: waiting for 100,000 children at once.
+//! * W11 `echo`: 100 connections each doing 1,000 round trips of 64 bytes
+//!   with an echo server on the same loop, over loopback sockets: what one
+//!   round trip through the selector costs when many are in flight.
+//! * W12 `latency`: one connection, 10,000 round trips: how long one
+//!   request waits for its answer when it is alone (median and p99).
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -33,6 +38,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use tiny_asyncio::ch10_measure::ProcStatus;
+use tiny_asyncio::cli::Cli;
 use tiny_asyncio::{ThreadPool, gather, run, sleep, spawn, timeout, yield_now};
 
 /// A workload runs and returns its wall time in seconds and its metrics.
@@ -48,20 +55,33 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("precision", w6_precision),
     ("docs", w7_docs),
     ("gather", w8_gather),
+    #[cfg(unix)]
+    ("echo", w11_echo),
+    #[cfg(unix)]
+    ("latency", w12_latency),
 ];
 
+/// The command line: `--help` and an optional workload name.
+const CLI: Cli = Cli::new(
+    "bench",
+    "the benchmark: every workload, each in a child process (run it with --release)",
+)
+.operand(
+    "WORKLOAD",
+    "run only this one: spawn, sleepers, timeouts, pingpong, blocking, precision, docs or gather",
+);
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    let args = CLI.from_env();
+    match args.operand.as_deref() {
         None => run_all(),
         Some(name) => match WORKLOADS.iter().find(|(n, _)| *n == name) {
             Some((name, workload)) => run_one(name, *workload),
             None => {
                 let names: Vec<&str> = WORKLOADS.iter().map(|(n, _)| *n).collect();
-                eprintln!(
-                    "bench: no workload named {name:?}; choose one of {names:?}, or none for all"
-                );
-                std::process::exit(2);
+                CLI.refuse(format!(
+                    "no workload named {name:?}; choose one of {names:?}, or none for all"
+                ));
             }
         },
     }
@@ -122,14 +142,10 @@ fn run_all() {
     }
 }
 
-/// Peak resident memory of this process, from `/proc/self/status`.
+/// Peak resident memory of this process (`VmHWM`), read by chapter 10's
+/// `ProcStatus`; NaN where there is no `/proc`.
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    ProcStatus::of_process().map_or(f64::NAN, |status| status.vm_hwm_kb as f64 / 1024.0)
 }
 
 /// Runs `body` as a spawned task on a fresh loop and returns its output.
@@ -218,13 +234,15 @@ fn w3_timeouts() -> (f64, String) {
     )
 }
 
-/// The smallest std-only signal: a flag and a waker under a mutex.
+/// The ping-pong's token, passed from one task to the other: a flag and a
+/// waker under a mutex, the smallest std-only way for one task to wake
+/// another. (Not chapter 3's `Signal`, which a thread waits on.)
 #[derive(Default)]
-struct Signal {
+struct Baton {
     inner: Mutex<(bool, Option<Waker>)>,
 }
 
-impl Signal {
+impl Baton {
     fn set(&self) {
         let waker = {
             let mut inner = self.inner.lock().unwrap();
@@ -254,8 +272,8 @@ impl Signal {
 fn w4_pingpong() -> (f64, String) {
     const ROUNDS: u32 = 1_000_000;
     let wall = in_task(async {
-        let ping = Arc::new(Signal::default());
-        let pong = Arc::new(Signal::default());
+        let ping = Arc::new(Baton::default());
+        let pong = Arc::new(Baton::default());
         let start = Instant::now();
         let other = {
             let (ping, pong) = (ping.clone(), pong.clone());
@@ -367,5 +385,135 @@ fn w8_gather() -> (f64, String) {
     (
         wall_s,
         format!("ns_per_child={:.0}", wall_s * 1e9 / N as f64),
+    )
+}
+
+/// The echo server of W11 and W12, on the running loop: it accepts
+/// `connections` clients and echoes every byte back until each hangs up.
+#[cfg(unix)]
+fn spawn_echo_server(connections: usize) -> std::net::SocketAddr {
+    use tiny_asyncio::TcpListener;
+    let mut listener = TcpListener::bind("127.0.0.1:0").expect("bench: bind the echo server");
+    let addr = listener
+        .local_addr()
+        .expect("bench: the echo server's address");
+    drop(spawn(async move {
+        for _ in 0..connections {
+            let (mut stream, _) = listener.accept().await.expect("bench: accept");
+            stream.set_nodelay(true).expect("bench: nodelay");
+            drop(spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut buf).await.expect("bench: server read");
+                    if n == 0 {
+                        return;
+                    }
+                    stream
+                        .write_all(&buf[..n])
+                        .await
+                        .expect("bench: server write");
+                }
+            }));
+        }
+    }));
+    addr
+}
+
+/// One client round trip of W11 and W12: write `message`, read it back.
+#[cfg(unix)]
+async fn round_trip(stream: &mut tiny_asyncio::TcpStream, message: &[u8], buf: &mut [u8]) {
+    stream
+        .write_all(message)
+        .await
+        .expect("bench: client write");
+    let mut got = 0;
+    while got < message.len() {
+        let n = stream
+            .read(&mut buf[got..message.len()])
+            .await
+            .expect("bench: client read");
+        assert!(n > 0, "bench: the echo server hung up");
+        got += n;
+    }
+}
+
+/// W11: 100 connections x 1,000 round trips of 64 bytes, the echo server
+/// on the same loop as the clients.
+#[cfg(unix)]
+fn w11_echo() -> (f64, String) {
+    use tiny_asyncio::TcpStream;
+    const CONNECTIONS: usize = 100;
+    const ROUND_TRIPS: usize = 1_000;
+    let wall = in_task(async {
+        let addr = spawn_echo_server(CONNECTIONS);
+        // Connect first (on the pool, not timed: W11 is about round trips).
+        let mut streams = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let stream = TcpStream::connect(addr).await.expect("bench: connect");
+            stream.set_nodelay(true).expect("bench: nodelay");
+            streams.push(stream);
+        }
+        let start = Instant::now();
+        let clients: Vec<_> = streams
+            .into_iter()
+            .map(|mut stream| {
+                spawn(async move {
+                    let message = [7u8; 64];
+                    let mut buf = [0u8; 64];
+                    for _ in 0..ROUND_TRIPS {
+                        round_trip(&mut stream, &message, &mut buf).await;
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.expect("a W11 client failed");
+        }
+        start.elapsed()
+    });
+    let wall_s = wall.as_secs_f64();
+    let trips = (CONNECTIONS * ROUND_TRIPS) as f64;
+    (
+        wall_s,
+        format!(
+            "ns_per_rt={:.0} rt_per_s={:.0}",
+            wall_s * 1e9 / trips,
+            trips / wall_s
+        ),
+    )
+}
+
+/// W12: one connection, 10,000 round trips of 64 bytes, each timed.
+#[cfg(unix)]
+fn w12_latency() -> (f64, String) {
+    use tiny_asyncio::TcpStream;
+    const ROUND_TRIPS: usize = 10_000;
+    let (wall, mut each) = in_task(async {
+        let addr = spawn_echo_server(1);
+        let mut stream = TcpStream::connect(addr).await.expect("bench: connect");
+        stream.set_nodelay(true).expect("bench: nodelay");
+        let message = [7u8; 64];
+        let mut buf = [0u8; 64];
+        let mut each = Vec::with_capacity(ROUND_TRIPS);
+        let start = Instant::now();
+        for _ in 0..ROUND_TRIPS {
+            let before = Instant::now();
+            round_trip(&mut stream, &message, &mut buf).await;
+            each.push(before.elapsed());
+        }
+        (start.elapsed(), each)
+    });
+    let mean = each.iter().sum::<Duration>() / ROUND_TRIPS as u32;
+    each.sort_unstable();
+    let at = |q: f64| each[((each.len() as f64 * q) as usize).min(each.len() - 1)];
+    (
+        wall.as_secs_f64(),
+        format!(
+            "median_us={:.1} p99_us={:.1} mean_us={:.1} max_us={:.1}",
+            at(0.5).as_secs_f64() * 1e6,
+            at(0.99).as_secs_f64() * 1e6,
+            mean.as_secs_f64() * 1e6,
+            each[each.len() - 1].as_secs_f64() * 1e6
+        ),
     )
 }

@@ -16,9 +16,16 @@ mod common;
 use std::time::Duration;
 
 use tiny_asyncio::ch01_blocking::{FETCH_UNITS, Log, Step, fetch_all_sync, process_sync};
-use tiny_asyncio::timeline::{Mark, PictureArgs, Timeline};
+use tiny_asyncio::cli::Cli;
+use tiny_asyncio::timeline::{Mark, Timeline};
 
-const USAGE: &str = "cargo run --example ch01 [-- --unit-ms N] [--timeline] [--svg FILE]";
+/// The command line: `--help`, `--unit-ms N` and the picture flags.
+const CLI: Cli = Cli::new(
+    "ch01",
+    "E000-3, E001-2 and E002-1: the synchronous world, in real time",
+)
+.unit(Duration::from_secs(1))
+.pictures();
 
 /// The picture of a synchronous run, from its log: each step blocks the
 /// thread until the next step is logged, so every gap between two entries
@@ -39,8 +46,8 @@ fn blocked_bars(title: &str, log: &Log) -> Timeline {
 }
 
 fn main() {
-    let (picture, args) = PictureArgs::from_env_split();
-    let unit = common::unit_from_args(args, USAGE);
+    let args = CLI.from_env();
+    let (picture, unit) = (args.picture, args.unit);
     let units = |d: Duration| common::units(d, unit);
     println!("(시간 단위: {} ms)", unit.as_millis());
 

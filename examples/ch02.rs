@@ -16,8 +16,18 @@ use std::pin::pin;
 use tiny_asyncio::ch02_futures::{
     FindUsers, Journal, PendingFor, do_async, find_users, poll_by_hand, poll_once, simple_coroutine,
 };
+use tiny_asyncio::ch05_event_loop::panic_message;
+use tiny_asyncio::cli::Cli;
+
+/// The command line: only `--help` (everything here is instant, and no
+/// time passes to draw: the polls are by hand, one after another).
+const CLI: Cli = Cli::new(
+    "ch02",
+    "E000-1 and E002-3: a coroutine is a value, polled by hand",
+);
 
 fn main() {
+    CLI.from_env();
     // E000-1: the call makes a value; nothing in the body has run.
     println!("== E000-1: async fn을 호출하면 본문은 실행되지 않는다 ==");
     let journal = Journal::printing();
@@ -88,8 +98,8 @@ fn main() {
         let _ = poll_once(fut.as_mut());
     }));
     panic::set_hook(default_hook);
-    println!("FindUsers:  panic: {}", panic_message(hand));
-    println!("find_users: panic: {}", panic_message(compiler));
+    println!("FindUsers:  panic: {}", caught(hand));
+    println!("find_users: panic: {}", caught(compiler));
 
     // E002-3: a coroutine that returns a string.
     println!();
@@ -101,14 +111,11 @@ fn main() {
     println!("{value}");
 }
 
-/// The text of a caught panic, or a note that there was none.
-fn panic_message(result: Result<(), Box<dyn Any + Send>>) -> String {
+/// The text of a caught panic (by chapter 5's `panic_message`, the crate's
+/// one reader of panic payloads), or a note that there was none.
+fn caught(result: Result<(), Box<dyn Any + Send>>) -> String {
     match result {
         Ok(()) => "(panic 없음)".to_owned(),
-        Err(payload) => payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "(알 수 없는 panic)".to_owned()),
+        Err(payload) => panic_message(&*payload),
     }
 }

@@ -4,7 +4,11 @@
 //! `run_until_complete`), E003-1 (`before wait`, a 1 s sleep, `after wait 1
 //! second`), E002-5 (`task_with_delay(1)` awaited twice: 2 s) and E003-5
 //! (`block_on` returns the future's result). The sleeps are chapter 3's
-//! `ThreadSleep`, one OS thread per sleep. About 3 s in all.
+//! `ThreadSleep`, one OS thread per sleep. About 3 s in all; `--unit-ms N`
+//! runs it with N ms per unit. `--timeline` draws E003-1 and E002-5 from
+//! what the run did (the future polled, asleep until a sleep thread wakes
+//! it, each sleep thread blocked meanwhile); `--svg FILE` writes the same
+//! as SVG.
 //!
 //! Each run is traced: every poll `block_on` makes, and every
 //! `waker.wake()` with the thread it came from. `block_on` polls only when a
@@ -13,6 +17,7 @@
 //!
 //! ```text
 //! cargo run --example ch03
+//! cargo run --example ch03 -- --unit-ms 100 --timeline
 //! ```
 mod common;
 
@@ -20,12 +25,18 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use common::Stamp;
+use common::{Stamp, exit_if_picture_failed};
 use tiny_asyncio::block_on;
 use tiny_asyncio::ch03_waker::thread_sleep;
+use tiny_asyncio::cli::Cli;
 
-/// The documents' unit of waiting.
-const SECOND: Duration = Duration::from_secs(1);
+/// The command line: `--help`, `--unit-ms N` and the picture flags.
+const CLI: Cli = Cli::new(
+    "ch03",
+    "E000-2, E003-1, E002-5 and E003-5: block_on and a waker, in real time",
+)
+.unit(Duration::from_secs(1))
+.pictures();
 
 /// Wraps a future to make `block_on`'s work visible: prints each poll and
 /// its result, and hands the inner future a waker of our own that prints
@@ -44,7 +55,9 @@ impl<F: Future> Future for Traced<'_, F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.polls += 1;
         let waker = self.stamp.printing_waker(cx.waker());
+        self.stamp.poll_started();
         let result = self.inner.as_mut().poll(&mut Context::from_waker(&waker));
+        self.stamp.poll_ended(result.is_ready());
         let what = if result.is_ready() {
             "Ready"
         } else {
@@ -82,29 +95,33 @@ async fn main_async(stamp: &Stamp) {
 
 // E003-1 ---------------------------------------------------------------------
 
-async fn wait_one_second(stamp: &Stamp) {
+async fn wait_one_second(stamp: &Stamp, unit: Duration) {
     stamp.line("before wait");
-    thread_sleep(SECOND).await;
+    thread_sleep(unit).await;
     stamp.line("after wait 1 second");
 }
 
 // E002-5 ---------------------------------------------------------------------
 
-async fn task_with_delay(seconds: u32, stamp: &Stamp) -> u32 {
+async fn task_with_delay(seconds: u32, stamp: &Stamp, unit: Duration) -> u32 {
     stamp.line(&format!("{seconds}초 대기 작업 시작"));
-    thread_sleep(SECOND * seconds).await;
+    thread_sleep(unit * seconds).await;
     stamp.line(&format!("{seconds}초 대기 작업 종료"));
     seconds
 }
 
-async fn execute_tasks(stamp: &Stamp) -> u32 {
-    let val1 = task_with_delay(1, stamp).await;
-    let val2 = task_with_delay(1, stamp).await;
+async fn execute_tasks(stamp: &Stamp, unit: Duration) -> u32 {
+    let val1 = task_with_delay(1, stamp, unit).await;
+    let val2 = task_with_delay(1, stamp, unit).await;
     stamp.line(&format!("합계: {}", val1 + val2));
     val1 + val2
 }
 
 fn main() {
+    let args = CLI.from_env();
+    let (picture, unit) = (args.picture, args.unit);
+    let mut panels = Vec::new();
+
     println!("== E000-2: main_async를 block_on(= run_until_complete)으로 실행 ==");
     let stamp = Stamp::now();
     let future = main_async(&stamp);
@@ -115,31 +132,38 @@ fn main() {
     println!();
     println!("== E003-1: asyncio.sleep(1) 대신 ThreadSleep(1초) ==");
     let stamp = Stamp::now();
-    let ((), polls) = traced_block_on(&stamp, wait_one_second(&stamp));
+    let ((), polls) = traced_block_on(&stamp, wait_one_second(&stamp, unit));
     println!(
-        "걸린 시간: {:.3} s (문서: 1 s), poll {polls}번 (Pending 한 번, 깨어난 뒤 Ready 한 번)",
+        "걸린 시간: {:.3} s (문서: 1 단위), poll {polls}번 (Pending 한 번, 깨어난 뒤 Ready 한 번)",
         stamp.elapsed()
     );
+    panels.push(stamp.timeline("E003-1: sleep(1)", "wait"));
 
     println!();
     println!("== E002-5: task_with_delay(1)를 두 번 차례로 await ==");
     let stamp = Stamp::now();
-    let (sum, polls) = traced_block_on(&stamp, execute_tasks(&stamp));
+    let (sum, polls) = traced_block_on(&stamp, execute_tasks(&stamp, unit));
     println!(
-        "걸린 시간: {:.3} s (문서: 2 s), poll {polls}번",
+        "걸린 시간: {:.3} s (문서: 2 단위), poll {polls}번",
         stamp.elapsed()
     );
+    panels.push(stamp.timeline("E002-5: 1 + 1, in turn", "execute"));
 
     println!();
     println!("== E003-5: block_on은 future의 결과를 돌려준다 ==");
     println!("block_on(execute_tasks()) = {sum}");
     let stamp = Stamp::now();
     let text = block_on(async {
-        thread_sleep(Duration::from_millis(100)).await;
+        thread_sleep(unit / 10).await;
         String::from("코루틴 반환값")
     });
     println!(
-        "block_on(async {{ 0.1초 대기; \"코루틴 반환값\" }}) = {text:?} ({:.3} s 뒤)",
+        "block_on(async {{ 0.1 단위 대기; \"코루틴 반환값\" }}) = {text:?} ({:.3} s 뒤)",
         stamp.elapsed()
     );
+
+    if picture.wants_picture() {
+        println!();
+        exit_if_picture_failed(picture.show_panels(&panels));
+    }
 }

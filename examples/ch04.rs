@@ -15,8 +15,15 @@
 //! (`VmHWM` in `/proc/self/status`, which only grows) is its own. About 9 s
 //! in all; Linux only (it reads `/proc`).
 //!
+//! `--unit-ms N` runs the three stories with N ms per unit (the 10,000
+//! sleeps stay at 1 s: their point is how many at once, not how long).
+//! `--timeline` draws the three stories from what the runs did (the future
+//! polled, asleep until the timer thread wakes it, the timer thread waiting
+//! for the deadline meanwhile); `--svg FILE` writes the same as SVG.
+//!
 //! ```text
 //! cargo run --example ch04
+//! cargo run --example ch04 -- --unit-ms 100 --timeline
 //! cargo run --example ch04 -- --side wheel     # one side only
 //! ```
 mod common;
@@ -26,12 +33,25 @@ use std::process::Command;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::{Stamp, pad, usage_error};
+use common::{Stamp, exit_if_picture_failed, pad};
 use tiny_asyncio::ch03_waker::thread_sleep;
+use tiny_asyncio::ch10_measure::ProcStatus;
+use tiny_asyncio::cli::{Cli, Opt};
 use tiny_asyncio::{block_on, sleep};
 
-/// The documents' unit of waiting.
-const SECOND: Duration = Duration::from_secs(1);
+/// The command line: `--help`, `--unit-ms N`, the picture flags, and the
+/// child's `--side`.
+const CLI: Cli = Cli::new(
+    "ch04",
+    "E003-1, E002-5 and E004-5 on the timer wheel, then 10,000 sleeps at once",
+)
+.unit(Duration::from_secs(1))
+.pictures()
+.options(&[Opt {
+    flag: "--side",
+    values: &["threads|wheel"],
+    help: "measure one side of the 10,000-sleep comparison and print its figures (what the example runs in its child processes)",
+}]);
 
 /// How many sleeps run at once in the comparison, and for how long each.
 const MANY: usize = 10_000;
@@ -48,7 +68,10 @@ impl<F: Future> Future for ShowWakes<'_, F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let waker = self.stamp.printing_waker(cx.waker());
-        self.inner.as_mut().poll(&mut Context::from_waker(&waker))
+        self.stamp.poll_started();
+        let result = self.inner.as_mut().poll(&mut Context::from_waker(&waker));
+        self.stamp.poll_ended(result.is_ready());
+        result
     }
 }
 
@@ -61,17 +84,17 @@ fn block_on_showing_wakes<F: Future>(stamp: &Stamp, fut: F) -> F::Output {
 
 // E002-5 ---------------------------------------------------------------------
 
-async fn task_with_delay(seconds: u32, stamp: &Stamp) -> u32 {
+async fn task_with_delay(seconds: u32, stamp: &Stamp, unit: Duration) -> u32 {
     stamp.line(&format!("{seconds}초 대기 작업 시작"));
-    sleep(SECOND * seconds).await;
+    sleep(unit * seconds).await;
     stamp.line(&format!("{seconds}초 대기 작업 종료"));
     seconds
 }
 
 // E004-5 ---------------------------------------------------------------------
 
-async fn say_after(delay: u32, what: &str, stamp: &Stamp) {
-    sleep(SECOND * delay).await;
+async fn say_after(delay: u32, what: &str, stamp: &Stamp, unit: Duration) {
+    sleep(unit * delay).await;
     stamp.line(what);
 }
 
@@ -144,19 +167,15 @@ async fn join_all(mut futures: Vec<BoxFuture>) -> JoinStats {
     .await
 }
 
-/// The threads of this process: the entries of `/proc/self/task`.
-fn count_threads() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |dir| dir.count())
+/// This process's `/proc/self/status`, read by chapter 10's `ProcStatus`
+/// (the crate's one reader of it); all zeros where there is no `/proc`.
+fn status() -> ProcStatus {
+    ProcStatus::of_process().unwrap_or_default()
 }
 
-/// A field of `/proc/self/status` in kB (`VmHWM`: peak resident memory).
-fn status_kb(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+/// The threads of this process now.
+fn count_threads() -> usize {
+    usize::try_from(status().threads).unwrap_or(usize::MAX)
 }
 
 /// CPU time this process has used so far, user plus system, every thread
@@ -177,7 +196,7 @@ fn cpu_time() -> Duration {
 
 /// The child's work: `MANY` sleeps of `NAP`, all at once, on one side.
 fn measure(side: Side) -> Measured {
-    let start_rss_kb = status_kb("VmRSS");
+    let start_rss_kb = status().vm_rss_kb;
     let start = Instant::now();
     // Each sleep is made at its first poll (inside the async block), so each
     // lasts its full NAP from when it starts, on both sides.
@@ -197,7 +216,7 @@ fn measure(side: Side) -> Measured {
         wall: start.elapsed(),
         cpu: cpu_time(),
         start_rss_kb,
-        peak_kb: status_kb("VmHWM"),
+        peak_kb: status().vm_hwm_kb,
     }
 }
 
@@ -320,62 +339,61 @@ fn compare() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [] => {}
-        ["--side", side @ ("threads" | "wheel")] => {
-            let side = if side == "threads" {
-                Side::Threads
-            } else {
-                Side::Wheel
-            };
-            print_measured(&measure(side));
-            return;
-        }
-        _ => usage_error(
-            format!(
-                "unexpected arguments {args:?}; run with no arguments, or with `--side threads` or `--side wheel` to measure one side of the 10,000-sleep comparison"
-            ),
-            "cargo run --example ch04 [-- --side threads|wheel]",
-        ),
+    let args = CLI.from_env();
+    match args.value("--side") {
+        None => {}
+        Some("threads") => return print_measured(&measure(Side::Threads)),
+        Some("wheel") => return print_measured(&measure(Side::Wheel)),
+        Some(other) => CLI.refuse(format!(
+            "`--side` wants `threads` or `wheel`, not `{other}`; run with no arguments to compare both"
+        )),
     }
+    let (picture, unit) = (args.picture, args.unit);
+    let mut panels = Vec::new();
 
     println!("== E003-1: asyncio.sleep(1) → tiny_asyncio::sleep(1초) ==");
     let stamp = Stamp::now();
     block_on_showing_wakes(&stamp, async {
         stamp.line("before wait");
-        sleep(SECOND).await;
+        sleep(unit).await;
         stamp.line("after wait 1 second");
     });
-    println!("걸린 시간: {:.3} s (문서: 1 s)", stamp.elapsed());
+    println!("걸린 시간: {:.3} s (문서: 1 단위)", stamp.elapsed());
+    panels.push(stamp.timeline("E003-1: sleep(1)", "wait"));
 
     println!();
     println!("== E002-5: task_with_delay(1)를 두 번 차례로 await ==");
     let stamp = Stamp::now();
     let sum = block_on_showing_wakes(&stamp, async {
-        let val1 = task_with_delay(1, &stamp).await;
-        let val2 = task_with_delay(1, &stamp).await;
+        let val1 = task_with_delay(1, &stamp, unit).await;
+        let val2 = task_with_delay(1, &stamp, unit).await;
         stamp.line(&format!("합계: {}", val1 + val2));
         val1 + val2
     });
     println!(
-        "걸린 시간: {:.3} s (문서: 2 s), 돌려받은 값: {sum}",
+        "걸린 시간: {:.3} s (문서: 2 단위), 돌려받은 값: {sum}",
         stamp.elapsed()
     );
+    panels.push(stamp.timeline("E002-5: 1 + 1", "execute"));
 
     println!();
     println!("== E004-5: say_after(1, 'hello'), say_after(2, 'world')를 차례로 await ==");
     let stamp = Stamp::now();
     block_on_showing_wakes(&stamp, async {
         stamp.line(&format!("started at {:.3} s", stamp.elapsed()));
-        say_after(1, "hello", &stamp).await;
-        say_after(2, "world", &stamp).await;
+        say_after(1, "hello", &stamp, unit).await;
+        say_after(2, "world", &stamp, unit).await;
         stamp.line(&format!("finished at {:.3} s", stamp.elapsed()));
     });
     println!(
-        "걸린 시간: {:.3} s (문서: 3 s, 기다림이 차례로 더해진다: 1 + 2)",
+        "걸린 시간: {:.3} s (문서: 3 단위, 기다림이 차례로 더해진다: 1 + 2)",
         stamp.elapsed()
     );
+    panels.push(stamp.timeline("E004-5: 1 + 2", "main"));
+    if picture.wants_picture() {
+        println!();
+        exit_if_picture_failed(picture.show_panels(&panels));
+    }
 
     println!();
     compare();

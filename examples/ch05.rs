@@ -28,13 +28,19 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use common::{Transcript, exit_if_picture_failed, run_traced, unit_from_args};
+use common::{Transcript, exit_if_picture_failed, run_traced};
 use tiny_asyncio::ch05_event_loop::spawn_detached;
-use tiny_asyncio::timeline::PictureArgs;
+use tiny_asyncio::cli::Cli;
 use tiny_asyncio::trace::Trace;
 use tiny_asyncio::{get_running_loop, run, sleep, try_running_loop};
 
-const USAGE: &str = "cargo run --example ch05 [-- --unit-ms N] [--timeline] [--svg FILE]";
+/// The command line: `--help`, `--unit-ms N` and the picture flags.
+const CLI: Cli = Cli::new(
+    "ch05",
+    "E000-4, E001-2, E001-3 and E002-4: one thread, many tasks, in real time",
+)
+.unit(Duration::from_secs(1))
+.pictures();
 
 /// asyncio.wait by hand: tasks count down; the last one wakes the waiter.
 struct Countdown {
@@ -115,8 +121,8 @@ fn users_as_tasks(order: &[u32], unit: Duration, traced: bool) -> (Transcript, D
 }
 
 fn main() {
-    let (picture, args) = PictureArgs::from_env_split();
-    let unit = unit_from_args(args, USAGE);
+    let args = CLI.from_env();
+    let (picture, unit) = (args.picture, args.unit);
     println!("(시간 단위: {} ms)", unit.as_millis());
 
     // E000-4.

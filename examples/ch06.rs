@@ -20,11 +20,18 @@ mod common;
 use std::panic;
 use std::time::Duration;
 
-use common::{Transcript, exit_if_picture_failed, run_traced, unit_from_args};
-use tiny_asyncio::timeline::PictureArgs;
+use common::{Transcript, exit_if_picture_failed, run_traced};
+use tiny_asyncio::ch05_event_loop::panic_message;
+use tiny_asyncio::cli::Cli;
 use tiny_asyncio::{get_running_loop, run, sleep, spawn, yield_now};
 
-const USAGE: &str = "cargo run --example ch06 [-- --unit-ms N] [--timeline] [--svg FILE]";
+/// The command line: `--help`, `--unit-ms N` and the picture flags.
+const CLI: Cli = Cli::new(
+    "ch06",
+    "E004-5 and E004-6: a task is a future of its result",
+)
+.unit(Duration::from_secs(1))
+.pictures();
 
 /// Names the running loop's task `id` in the picture (kept only while
 /// tracing).
@@ -57,8 +64,8 @@ async fn sum(name: &'static str, numbers: Vec<u64>, unit: Duration, log: Transcr
 }
 
 fn main() {
-    let (picture, args) = PictureArgs::from_env_split();
-    let unit = unit_from_args(args, USAGE);
+    let args = CLI.from_env();
+    let (picture, unit) = (args.picture, args.unit);
     println!("(시간 단위: {} ms)", unit.as_millis());
 
     // E003-2 (= E004-6) and E003-3.
@@ -174,12 +181,7 @@ fn main() {
     // (before the task catches it); one short line is enough here.
     let default_hook = panic::take_hook();
     panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("(not a string)");
+        let message = panic_message(info.payload());
         eprintln!("(stderr, 패닉 훅: {message:?})");
     }));
     run(async move {

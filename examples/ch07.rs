@@ -26,14 +26,20 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{exit_if_picture_failed, run_traced, say, unit_from_args, units};
+use common::{exit_if_picture_failed, run_traced, say, units};
 use tiny_asyncio::ch07_gather::{PollCounter, naive_join_all};
-use tiny_asyncio::timeline::PictureArgs;
+use tiny_asyncio::cli::Cli;
 use tiny_asyncio::{
     EventLoop, ReturnWhen, as_completed, gather, get_running_loop, run, sleep, wait, yield_now,
 };
 
-const USAGE: &str = "cargo run --example ch07 [-- --unit-ms N] [--timeline] [--svg FILE]";
+/// The command line: `--help`, `--unit-ms N` and the picture flags.
+const CLI: Cli = Cli::new(
+    "ch07",
+    "E002-2, E002-6 and E002-7: waiting for many with gather",
+)
+.unit(Duration::from_secs(1))
+.pictures();
 
 /// A Python-style list of strings: `['a', 'b']`, as the document prints it.
 fn py_list<S: AsRef<str>>(items: &[S]) -> String {
@@ -61,8 +67,8 @@ async fn fetch_url(url: &str, latency: Duration) -> String {
 const URLS: [&str; 3] = ["google.com", "naver.com", "daum.net"];
 
 fn main() {
-    let (picture, args) = PictureArgs::from_env_split();
-    let unit = unit_from_args(args, USAGE);
+    let args = CLI.from_env();
+    let (picture, unit) = (args.picture, args.unit);
 
     println!("== E002-2: 비동기 데이터 조회, gather로 두 작업을 동시에 ==");
     run(async {

@@ -6,9 +6,9 @@
 //! coroutines waiting, the two pool threads blocked, the loop free), `--svg
 //! FILE` writes it as SVG.
 //!
-//! * E003-4: two coroutines print "start" and "suspend", then each awaits a
-//!   blocking `thread::sleep` of 5 units on the loop's default pool, then
-//!   prints "resume". Both sleeps run at once: 5 units, not 10.
+//! * E003-4: two coroutines, gathered, print "start" and "suspend", then
+//!   each awaits a blocking `thread::sleep` of 5 units on the loop's default
+//!   pool, then prints "resume". Both sleeps run at once: 5 units, not 10.
 //! * EX-1: a task that computes for 1 unit without awaiting holds the whole
 //!   loop, so a timer of 0.1 unit fires late; the same computation on
 //!   `run_in_executor` leaves the loop free, and the timer is on time.
@@ -18,12 +18,19 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{exit_if_picture_failed, run_traced, say, short_pool_names, unit_from_args, units};
+use common::{exit_if_picture_failed, run_traced, say, short_pool_names, units};
 use tiny_asyncio::ch09_pool::{DefaultPool, default_pool_size};
-use tiny_asyncio::timeline::PictureArgs;
-use tiny_asyncio::{get_running_loop, run, run_in_executor, sleep, spawn};
+use tiny_asyncio::cli::Cli;
+use tiny_asyncio::trace::MAIN;
+use tiny_asyncio::{gather, get_running_loop, run, run_in_executor, sleep, spawn};
 
-const USAGE: &str = "cargo run --example ch09 [-- --unit-ms N] [--timeline] [--svg FILE]";
+/// The command line: `--help`, `--unit-ms N` and the picture flags.
+const CLI: Cli = Cli::new(
+    "ch09",
+    "E003-4 and EX-1: blocking work on a thread pool with run_in_executor",
+)
+.unit(Duration::from_secs(1))
+.pictures();
 
 /// One of the document's two coroutines.
 async fn coroutine(n: u32, unit: Duration) {
@@ -76,8 +83,8 @@ async fn timer_beside_work(timer: Duration, work: Duration, on_pool: bool) -> Du
 }
 
 fn main() {
-    let (picture, args) = PictureArgs::from_env_split();
-    let unit = unit_from_args(args, USAGE);
+    let args = CLI.from_env();
+    let (picture, unit) = (args.picture, args.unit);
 
     println!("== E003-4: run_in_executor, 기본 스레드 풀에서 time.sleep(5) 두 번 ==");
     println!(
@@ -88,13 +95,14 @@ fn main() {
     let begun = Instant::now();
     // run_traced closes the loop, which joins the default pool's threads.
     let ((), trace) = run_traced(picture.wants_picture(), async move {
-        let first = spawn(coroutine(1, unit));
-        let second = spawn(coroutine(2, unit));
-        let tracer = get_running_loop().tracer();
-        tracer.name(first.id(), "코루틴 1");
-        tracer.name(second.id(), "코루틴 2");
-        first.await.expect("coroutine 1 does not panic");
-        second.await.expect("coroutine 2 does not panic");
+        // `await asyncio.gather(coroutine(1), coroutine(2))`, as the document
+        // writes it. Our `gather!` polls the two coroutines inside this one
+        // future (asyncio wraps each in a task first; chapter 7 says why we
+        // do not), so the picture draws both on the main row.
+        get_running_loop()
+            .tracer()
+            .name(MAIN, "gather(코루틴 1, 2)");
+        gather!(coroutine(1, unit), coroutine(2, unit)).await;
         let pool = DefaultPool::of(&get_running_loop());
         println!(
             "기본 풀의 스레드 {}개가 살아 있다 (루프가 닫힐 때 join된다)",

@@ -13,25 +13,51 @@
 //!   a fresh child process (this same program, re-executed with
 //!   `--crowd <threads|tasks> <N>`), because peak memory is per process.
 //!
-//! Options: `--unit-ms N` (the E001-1 step, default 100), `--nap-ms N` (the
-//! E004-7 sleep, default 1000). `--timeline` also draws the computing jobs'
-//! three ways from traces of the real runs (which task or pool thread ran
-//! when), side by side as the document does; `--svg FILE` writes the three
-//! panels as SVG.
+//! `--unit-ms N` sets the story's unit, as in every example, and every
+//! duration here is counted in it: an E001-1 step is one unit, an E004-7
+//! sleeper sleeps `NAP_UNITS` units. E001-1's picture has no clock, so the
+//! default unit here is 100 ms rather than the documents' 1 s (the three
+//! ways then take seconds, not a minute, and a sleeper sleeps 1 s).
+//! `--timeline` also draws the computing jobs' three ways from traces of the
+//! real runs (which task or pool thread ran when), side by side as the
+//! document does; `--svg FILE` writes the three panels as SVG.
+//!
+//! The conclusion it prints is worked out from what this run measured,
+//! against what each way should give (`expected_share`); when the machine
+//! was too busy for the figures to show it, it says so rather than repeat
+//! the book.
 
 mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{exit_if_picture_failed, pad, run_traced, short_pool_names, usage_error};
+use common::{exit_if_picture_failed, pad, run_traced, short_pool_names};
 use tiny_asyncio::ThreadPool;
 use tiny_asyncio::ch10_measure::{
-    CrowdReport, E001_1_STEPS, Sleepers, Timeline, Way, Work, calibrate, concurrent, draw,
-    parallel, sequential, sleeping_tasks, sleeping_threads,
+    CrowdReport, E001_1_STEPS, JobsRun, Sleepers, Way, Work, calibrate, concurrent, draw, parallel,
+    sequential, sleeping_tasks, sleeping_threads,
 };
-use tiny_asyncio::timeline::PictureArgs;
+use tiny_asyncio::cli::{Cli, Opt, PictureArgs};
+use tiny_asyncio::timeline::Timeline;
 use tiny_asyncio::trace::Trace;
+
+/// The command line: `--help`, `--unit-ms N`, the picture flags, and the
+/// child's `--crowd`.
+const CLI: Cli = Cli::new(
+    "ch10",
+    "E001-1 and E004-7: what we gained, measured (threads against tasks)",
+)
+.unit(Duration::from_millis(100))
+.pictures()
+.options(&[Opt {
+    flag: "--crowd",
+    values: &["threads|tasks", "COUNT"],
+    help: "measure one E004-7 crowd and print its report line (what the example runs in its child processes)",
+}]);
+
+/// How long an E004-7 sleeper sleeps, in units (1 s at the default unit).
+const NAP_UNITS: u32 = 10;
 
 /// The crowds of E004-7, in table order.
 const CROWDS: [(Sleepers, usize); 5] = [
@@ -45,55 +71,16 @@ const CROWDS: [(Sleepers, usize); 5] = [
 /// How many times the computing jobs run (the fastest of each way is kept).
 const COMPUTING_ROUNDS: usize = 3;
 
-struct Options {
-    unit: Duration,
-    nap: Duration,
-    /// Child mode: measure this one crowd and print its report line.
-    crowd: Option<(Sleepers, usize)>,
-}
-
-/// Reads the options from the arguments that are not about pictures.
-fn options(args: Vec<String>) -> Options {
-    let usage = "cargo run --example ch10 [-- --unit-ms N] [--nap-ms N] \
-                 [--timeline] [--svg FILE] (internal: --crowd threads|tasks COUNT)";
-    let mut options = Options {
-        unit: Duration::from_millis(100),
-        nap: Duration::from_secs(1),
-        crowd: None,
-    };
-    let millis = |value: Option<&String>, flag: &str| -> Duration {
-        match value.map(|v| v.parse::<u64>()) {
-            Some(Ok(ms)) if ms > 0 => Duration::from_millis(ms),
-            _ => usage_error(
-                format!("{flag} wants a whole number of milliseconds above 0"),
-                usage,
-            ),
-        }
-    };
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--unit-ms" => options.unit = millis(args.get(i + 1), "--unit-ms"),
-            "--nap-ms" => options.nap = millis(args.get(i + 1), "--nap-ms"),
-            "--crowd" => {
-                let sleepers = args.get(i + 1).map(|s| s.parse::<Sleepers>());
-                let count = args.get(i + 2).map(|s| s.parse::<usize>());
-                match (sleepers, count) {
-                    (Some(Ok(sleepers)), Some(Ok(count))) if count > 0 => {
-                        options.crowd = Some((sleepers, count));
-                    }
-                    _ => usage_error(
-                        "--crowd wants `threads` or `tasks` and a count above 0",
-                        usage,
-                    ),
-                }
-                i += 1;
-            }
-            other => usage_error(format!("unknown argument {other:?}"), usage),
-        }
-        i += 2;
+/// The one crowd a child process measures (`--crowd threads 1000`).
+fn crowd(args: &tiny_asyncio::cli::Args) -> Option<(Sleepers, usize)> {
+    let values = args.values("--crowd")?;
+    match (values[0].parse::<Sleepers>(), values[1].parse::<usize>()) {
+        (Ok(sleepers), Ok(count)) if count > 0 => Some((sleepers, count)),
+        _ => CLI.refuse(format!(
+            "`--crowd` wants `threads` or `tasks` and a count above 0, not `{} {}`",
+            values[0], values[1]
+        )),
     }
-    options
 }
 
 /// `12345678` as `12,345,678`.
@@ -130,7 +117,7 @@ fn machine() -> String {
 /// Runs the jobs one `way` on a fresh loop (asyncio.run), with the loop's
 /// trace switched on if `traced`; gives the measured timeline and the trace
 /// (empty unless traced).
-fn one_way(way: Way, pool: &ThreadPool, work: Work, traced: bool) -> (Timeline, Trace) {
+fn one_way(way: Way, pool: &ThreadPool, work: Work, traced: bool) -> (JobsRun, Trace) {
     run_traced(traced, async {
         match way {
             Way::Sequential => sequential(&E001_1_STEPS, work).await,
@@ -142,7 +129,7 @@ fn one_way(way: Way, pool: &ThreadPool, work: Work, traced: bool) -> (Timeline, 
 
 /// The picture of one way's trace: the concurrent run's tasks 1, 2, 3 are
 /// the jobs A, B, C; pool threads get short names.
-fn picture_of(way: Way, mut trace: Trace) -> tiny_asyncio::timeline::Timeline {
+fn picture_of(way: Way, mut trace: Trace) -> Timeline {
     if way == Way::Concurrent {
         for (id, (letter, steps)) in (1..).zip(['A', 'B', 'C'].iter().zip(E001_1_STEPS)) {
             trace.names.insert(id, format!("{letter} ({steps})"));
@@ -161,12 +148,12 @@ fn e001_1(unit: Duration, picture: &PictureArgs) {
     );
     let pool = ThreadPool::new(E001_1_STEPS.len());
     let ways = [Way::Sequential, Way::Concurrent, Way::Parallel];
-    let three_ways = |work: Work, traced: bool| -> Vec<(Timeline, Trace)> {
+    let three_ways = |work: Work, traced: bool| -> Vec<(JobsRun, Trace)> {
         ways.map(|way| one_way(way, &pool, work, traced)).into()
     };
 
     println!("-- 기다리는 작업 (I/O처럼)");
-    let waiting: Vec<Timeline> = three_ways(Work::Wait(unit), false)
+    let waiting: Vec<JobsRun> = three_ways(Work::Wait(unit), false)
         .into_iter()
         .map(|(timeline, _)| timeline)
         .collect();
@@ -185,7 +172,7 @@ fn e001_1(unit: Duration, picture: &PictureArgs) {
             }
         }
     }
-    let (computing, traces): (Vec<Timeline>, Vec<Trace>) = computing.into_iter().unzip();
+    let (computing, traces): (Vec<JobsRun>, Vec<Trace>) = computing.into_iter().unzip();
     // A computing step's length depends on the machine's mood, so measure
     // these pictures in the sequential run's own average step: sequential
     // is 6 units by definition, and the other two read as its multiples.
@@ -197,7 +184,7 @@ fn e001_1(unit: Duration, picture: &PictureArgs) {
     );
     println!("{}", draw(&computing, step));
 
-    let units = |t: &Timeline, unit: Duration| t.total.as_secs_f64() / unit.as_secs_f64();
+    let units = |t: &JobsRun, unit: Duration| t.total.as_secs_f64() / unit.as_secs_f64();
     println!("{:<22} {:>16} {:>16}", "", "waiting jobs", "computing jobs");
     for (waits, computes) in waiting.iter().zip(&computing) {
         println!(
@@ -207,11 +194,39 @@ fn e001_1(unit: Duration, picture: &PictureArgs) {
             units(computes, step)
         );
     }
-    println!(
-        "기다림은 한 스레드에서도 겹친다 (합 6 → 최대 3). 계산은 한 스레드에서 번갈아 해도 합 그대로이고,\n\
-         병렬 스레드만 줄인다 (코어 {}개까지).\n",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // What this run's figures say, each against what its way should give.
+    let [seq_wait, conc_wait, _] = [0, 1, 2].map(|i| units(&waiting[i], unit));
+    let [seq_compute, conc_compute, par_compute] = [0, 1, 2].map(|i| units(&computing[i], step));
+    let checks = [
+        Check {
+            claim: "기다림은 한 스레드에서도 겹친다 (동시성)",
+            measured: conc_wait,
+            sequential: seq_wait,
+            expected: expected_share(Way::Concurrent, Work::Wait(unit), cores),
+        },
+        Check {
+            claim: "계산은 한 스레드에서 번갈아 해도 줄지 않는다 (동시성)",
+            measured: conc_compute,
+            sequential: seq_compute,
+            expected: expected_share(Way::Concurrent, work, cores),
+        },
+        Check {
+            claim: "병렬 스레드만 계산을 줄인다 (병렬)",
+            measured: par_compute,
+            sequential: seq_compute,
+            expected: expected_share(Way::Parallel, work, cores),
+        },
+    ];
+    for check in &checks {
+        println!("{}", check.verdict());
+    }
+    if checks.iter().any(|check| !check.holds()) {
+        println!(
+            "(이 실행의 측정 일부가 예상과 다르다: 다른 프로그램이 CPU를 나눠 쓰면 계산이 느려진다. 한가할 때 다시 돌려 보라.)"
+        );
+    }
+    println!();
     if traced {
         println!("-- 계산하는 작업, 루프의 트레이스로 그린 그림 (위의 가장 빠른 실행들)");
         let panels: Vec<_> = ways
@@ -224,11 +239,77 @@ fn e001_1(unit: Duration, picture: &PictureArgs) {
     }
 }
 
+/// What a way should take, as a share of the sequential run, for the jobs
+/// of E001-1 (3, 2 and 1 steps: 6 in all, 3 the longest) on `cores` cores.
+/// Waiting overlaps on one thread: the longest job, 3 of 6. Computing on
+/// one thread takes turns: all 6. Computing on threads spreads over the
+/// cores: the longest job, or the work divided among the cores if that is
+/// more.
+fn expected_share(way: Way, work: Work, cores: usize) -> f64 {
+    let total: u32 = E001_1_STEPS.iter().sum();
+    let longest = E001_1_STEPS.iter().copied().max().unwrap_or(0);
+    let (total, longest) = (f64::from(total), f64::from(longest));
+    let steps = match (way, work) {
+        (Way::Sequential, _) => total,
+        (_, Work::Wait(_)) => longest,
+        (Way::Concurrent, Work::Compute(_)) => total,
+        (Way::Parallel, Work::Compute(_)) => longest.max(total / cores as f64),
+    };
+    steps / total
+}
+
+/// One claim of the chapter, held against this run's figures.
+struct Check {
+    /// What the book says.
+    claim: &'static str,
+    /// What the way measured, in units.
+    measured: f64,
+    /// What the sequential run measured, in the same units.
+    sequential: f64,
+    /// What the way should take, as a share of the sequential run.
+    expected: f64,
+}
+
+impl Check {
+    /// How far a measured share may stray from the expected one and still
+    /// count as showing the claim: a loaded machine moves a computing run
+    /// by a few tenths of a unit, and the claims differ by half.
+    const TOLERANCE: f64 = 0.15;
+
+    fn share(&self) -> f64 {
+        self.measured / self.sequential.max(f64::MIN_POSITIVE)
+    }
+
+    fn holds(&self) -> bool {
+        (self.share() - self.expected).abs() <= Self::TOLERANCE
+    }
+
+    /// The line this run earns: the claim, with the figures that show it,
+    /// or a plain "these figures cannot tell" with what was expected.
+    fn verdict(&self) -> String {
+        let figures = format!(
+            "{:.2} 단위, 순차 {:.2} 단위의 {:.0}% (예상 {:.0}%)",
+            self.measured,
+            self.sequential,
+            self.share() * 100.0,
+            self.expected * 100.0
+        );
+        if self.holds() {
+            format!("- {}: {figures}.", self.claim)
+        } else {
+            format!(
+                "- {}? 이 실행으로는 결론을 낼 수 없다: {figures}.",
+                self.claim
+            )
+        }
+    }
+}
+
 /// Re-runs this program as a child that measures one crowd.
 fn measure_in_child(
     sleepers: Sleepers,
     count: usize,
-    nap: Duration,
+    unit: Duration,
 ) -> Result<CrowdReport, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let output = Command::new(exe)
@@ -236,8 +317,8 @@ fn measure_in_child(
             "--crowd",
             sleepers.as_str(),
             &count.to_string(),
-            "--nap-ms",
-            &nap.as_millis().to_string(),
+            "--unit-ms",
+            &unit.as_millis().to_string(),
         ])
         .output()
         .map_err(|e| format!("cannot start a child process: {e}"))?;
@@ -255,7 +336,8 @@ fn measure_in_child(
         })
 }
 
-fn e004_7(nap: Duration) {
+fn e004_7(unit: Duration) {
+    let nap = unit * NAP_UNITS;
     println!(
         "== E004-7: 잠자는 스레드 N개 대 잠자는 태스크 N개 (각각 {} ms) ==",
         nap.as_millis()
@@ -267,7 +349,7 @@ fn e004_7(nap: Duration) {
     );
     let mut reports = Vec::new();
     for (sleepers, count) in CROWDS {
-        match measure_in_child(sleepers, count, nap) {
+        match measure_in_child(sleepers, count, unit) {
             Ok(report) => {
                 println!(
                     "{:<8} {:>8} {:>7.1} ms {:>7.3} s {:>6.1} MiB {:>8.1} KiB {:>7.1} GiB {:>10}",
@@ -315,12 +397,13 @@ fn e004_7(nap: Duration) {
 }
 
 fn main() {
-    let (picture, args) = PictureArgs::from_env_split();
-    let options = options(args);
-    if let Some((sleepers, count)) = options.crowd {
+    let args = CLI.from_env();
+    let unit = args.unit;
+    if let Some((sleepers, count)) = crowd(&args) {
+        let nap = unit * NAP_UNITS;
         let report = match sleepers {
-            Sleepers::Threads => sleeping_threads(count, options.nap),
-            Sleepers::Tasks => sleeping_tasks(count, options.nap),
+            Sleepers::Threads => sleeping_threads(count, nap),
+            Sleepers::Tasks => sleeping_tasks(count, nap),
         };
         match report {
             Ok(report) => println!("{}", report.to_line()),
@@ -333,6 +416,6 @@ fn main() {
     }
 
     println!("machine: {}\n", machine());
-    e001_1(options.unit, &picture);
-    e004_7(options.nap);
+    e001_1(unit, &args.picture);
+    e004_7(unit);
 }

@@ -110,6 +110,11 @@ impl fmt::Display for Step {
     }
 }
 
+/// The name [`LogEntry`] had before: kept so that code written against it
+/// still compiles.
+#[deprecated(note = "renamed LogEntry: the run queue's turns are not log entries")]
+pub type Entry = LogEntry;
+
 /// A [`Step`] and the moment it was recorded, measured from the log's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
@@ -148,7 +153,7 @@ impl Log {
     }
 
     /// A log that records and also prints each step on stdout the moment it
-    /// happens, as `[ 1.000s] 3명 중 2번 째 사용자 조회 중 ...`. Its clock
+    /// happens, as `[  1.000s] 3명 중 2번 째 사용자 조회 중 ...`. Its clock
     /// starts now.
     pub fn printing() -> Log {
         Log {
@@ -161,7 +166,7 @@ impl Log {
     pub fn record(&mut self, step: Step) {
         let at = self.start.elapsed();
         if self.echo {
-            println!("[{:>7.3}s] {step}", at.as_secs_f64());
+            println!("{} {step}", crate::cli::stamp(at));
         }
         self.entries.push(LogEntry { at, step });
     }
@@ -270,34 +275,18 @@ pub fn fetch_all_sync(names: &[&str], unit: Duration, log: &mut Log) -> Timings 
 /// skipped): none gives the document's 1 s; `--unit-ms N` gives N
 /// milliseconds, so a reader in a hurry can run the story faster.
 ///
-/// Anything else is an error whose message says what was wrong.
+/// Anything else is an error whose message says what was wrong. The
+/// reading itself is the examples' command line (the appendix
+/// [`cli`](crate::cli)), with only `--unit-ms` allowed.
 pub fn unit_from_args<I>(args: I) -> Result<Duration, String>
 where
     I: IntoIterator<Item = String>,
 {
-    // Start from the document's unit; each `--unit-ms N` (the last one
-    // wins) replaces it. Anything unknown stops with a message naming it.
-    let mut unit = DOCUMENT_UNIT;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--unit-ms" => {
-                let value = args
-                    .next()
-                    .ok_or("`--unit-ms` needs a value: a whole number of milliseconds, e.g. `--unit-ms 100`")?;
-                let ms: u64 = value.parse().map_err(|_| {
-                    format!(
-                        "`--unit-ms` expects a whole number of milliseconds (e.g. 100), got `{value}`"
-                    )
-                })?;
-                unit = Duration::from_millis(ms);
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument `{other}`; expected `--unit-ms N` (default 1000)"
-                ));
-            }
-        }
+    use crate::cli::{Cli, Parsed};
+    let cli = Cli::new("ch01", "E000-3 and E002-1, blocking").unit(DOCUMENT_UNIT);
+    match cli.parse(args) {
+        Ok(Parsed::Run(args)) => Ok(args.unit),
+        Ok(Parsed::Help) => Err(cli.help()),
+        Err(error) => Err(error.to_string()),
     }
-    Ok(unit)
 }

@@ -259,8 +259,10 @@ impl ArcWake for Signal {
 }
 
 /// Locks a mutex, shrugging off poison: our critical sections leave the
-/// data consistent even if a panic unwinds through them.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// data consistent even if a panic unwinds through them. Every later
+/// chapter locks through this one function (and the tests too), so a
+/// panic in user code never leaves a lock unusable.
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 

@@ -165,6 +165,11 @@ impl fmt::Debug for JoinError {
 
 impl std::error::Error for JoinError {}
 
+/// The name [`JoinCell`] had before: kept so that code written against it
+/// still compiles.
+#[deprecated(note = "renamed JoinCell: 'slot' means a wheel bucket in this book")]
+pub type JoinSlot<T> = JoinCell<T>;
+
 /// Where the result of work that is *not* a task on the loop (chapter 9's
 /// pool jobs) waits for its `JoinHandle`: asyncio's `Future` that someone
 /// else sets, tokio's `oneshot`. Shared by the thread that fills it and the
@@ -335,6 +340,12 @@ impl<T> JoinHandle<T> {
             source: Source::Cell { cell, cancelled },
             id,
         }
+    }
+
+    /// The name [`JoinHandle::from_cell`] had before.
+    #[deprecated(note = "renamed from_cell")]
+    pub fn from_slot(cell: Arc<JoinCell<T>>, cancelled: Arc<AtomicBool>, id: u64) -> Self {
+        Self::from_cell(cell, cancelled, id)
     }
 
     /// Cancels the task: asyncio's `task.cancel()`, tokio's `abort()`. On

@@ -40,7 +40,7 @@
 //! picture instead of shrinking the work). [`sequential`] awaits the jobs
 //! one after another; [`concurrent`] spawns them as tasks on the one loop
 //! thread; [`parallel`] gives each job to a pool thread (chapter 9). Each
-//! returns a [`Timeline`] of when every step ran, and [`draw`] turns
+//! returns a [`JobsRun`] of when every step ran, and [`draw`] turns
 //! timelines into a text picture. What the pictures show:
 //!
 //! * waiting jobs: sequential takes the **sum** (6 units), concurrent the
@@ -199,6 +199,10 @@ impl ProcStatus {
     }
 }
 
+/// Linux's errno "no such process": what reading a thread's `/proc` file
+/// answers when the thread exits between listing it and reading it.
+pub const ESRCH: i32 = 3;
+
 /// The context switches (voluntary plus involuntary) of every thread of
 /// this process that is alive now, summed over `/proc/self/task/*/status`.
 /// Threads that have already exited are not counted (their counts are gone
@@ -213,7 +217,7 @@ pub fn switches_of_live_threads() -> io::Result<u64> {
             Err(error)
                 if error.kind() == io::ErrorKind::NotFound
                     || error.kind() == io::ErrorKind::InvalidData
-                    || error.raw_os_error() == Some(3) => {}
+                    || error.raw_os_error() == Some(ESRCH) => {}
             Err(error) => return Err(error),
         }
     }
@@ -525,7 +529,7 @@ impl Way {
 
 /// One step of one job: when it started and ended, since the run began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
+pub struct TimedStep {
     /// Which job (0 for the first).
     pub job: usize,
     /// Which of the job's steps (1 for the first).
@@ -538,7 +542,7 @@ pub struct Span {
 
 /// What a run of the jobs did, step by step.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Timeline {
+pub struct JobsRun {
     /// How the jobs were run.
     pub way: Way,
     /// What each step did.
@@ -549,10 +553,10 @@ pub struct Timeline {
     pub total: Duration,
     /// Every step of every job, in the order the jobs were given, each
     /// job's steps in order.
-    pub spans: Vec<Span>,
+    pub spans: Vec<TimedStep>,
 }
 
-impl Timeline {
+impl JobsRun {
     /// When job `job` finished (its last step's end; zero for a job
     /// without steps).
     pub fn finished_at(&self, job: usize) -> Duration {
@@ -620,7 +624,13 @@ pub fn calibrate(unit: Duration) -> u64 {
 
 /// Runs step `step` of job `job` on the loop, and gives its span in
 /// `timer`'s time since `origin`.
-async fn step_on_loop(timer: &Timer, origin: Duration, job: usize, step: u32, work: Work) -> Span {
+async fn step_on_loop(
+    timer: &Timer,
+    origin: Duration,
+    job: usize,
+    step: u32,
+    work: Work,
+) -> TimedStep {
     let start = timer.now() - origin;
     match work {
         // Waiting hands the thread back to the loop until the timer fires.
@@ -634,7 +644,7 @@ async fn step_on_loop(timer: &Timer, origin: Duration, job: usize, step: u32, wo
     // On a virtual clock a compute step takes no loop time at all (only
     // real time passes): computing is worth measuring on a real clock only.
     let end = timer.now() - origin;
-    Span {
+    TimedStep {
         job,
         step,
         start,
@@ -644,7 +654,7 @@ async fn step_on_loop(timer: &Timer, origin: Duration, job: usize, step: u32, wo
 
 /// Runs step `step` of job `job` on the calling (pool) thread, and gives
 /// its span in wall-clock time since `origin`.
-fn step_blocking(origin: Instant, job: usize, step: u32, work: Work) -> Span {
+fn step_blocking(origin: Instant, job: usize, step: u32, work: Work) -> TimedStep {
     let start = origin.elapsed();
     match work {
         Work::Wait(d) => thread::sleep(d),
@@ -652,7 +662,7 @@ fn step_blocking(origin: Instant, job: usize, step: u32, work: Work) -> Span {
             spin(rounds);
         }
     }
-    Span {
+    TimedStep {
         job,
         step,
         start,
@@ -665,7 +675,7 @@ fn step_blocking(origin: Instant, job: usize, step: u32, work: Work) -> Span {
 /// current timer's: inside an event loop the loop's, so on a virtual clock
 /// they are exact. (It needs no loop: under `block_on` it runs on the
 /// process's real-clock timer.)
-pub async fn sequential(steps: &[u32], work: Work) -> Timeline {
+pub async fn sequential(steps: &[u32], work: Work) -> JobsRun {
     let timer = ch04_timer::current_timer();
     let origin = timer.now();
     let mut spans = Vec::new();
@@ -674,7 +684,7 @@ pub async fn sequential(steps: &[u32], work: Work) -> Timeline {
             spans.push(step_on_loop(&timer, origin, job, step, work).await);
         }
     }
-    Timeline {
+    JobsRun {
         way: Way::Sequential,
         work,
         steps: steps.to_vec(),
@@ -691,7 +701,7 @@ pub async fn sequential(steps: &[u32], work: Work) -> Timeline {
 ///
 /// # Panics
 /// Outside a running event loop ("no running event loop").
-pub async fn concurrent(steps: &[u32], work: Work) -> Timeline {
+pub async fn concurrent(steps: &[u32], work: Work) -> JobsRun {
     let timer = ch04_timer::current_timer();
     let origin = timer.now();
     // Spawn every job first (none runs until we await), then await them in
@@ -718,7 +728,7 @@ pub async fn concurrent(steps: &[u32], work: Work) -> Timeline {
     for handle in handles {
         spans.extend(handle.await.expect("a job's task does not panic"));
     }
-    Timeline {
+    JobsRun {
         way: Way::Concurrent,
         work,
         steps: steps.to_vec(),
@@ -734,7 +744,7 @@ pub async fn concurrent(steps: &[u32], work: Work) -> Timeline {
 ///
 /// Works inside a running loop (the loop waits while the threads work) and
 /// under `block_on`.
-pub async fn parallel(pool: &ThreadPool, steps: &[u32], work: Work) -> Timeline {
+pub async fn parallel(pool: &ThreadPool, steps: &[u32], work: Work) -> JobsRun {
     // The wall clock: the pool's threads do not run on the loop's time.
     let origin = Instant::now();
     // One job per pool thread, all submitted before any await.
@@ -753,7 +763,7 @@ pub async fn parallel(pool: &ThreadPool, steps: &[u32], work: Work) -> Timeline 
     for handle in handles {
         spans.extend(handle.await.expect("a job on the pool does not panic"));
     }
-    Timeline {
+    JobsRun {
         way: Way::Parallel,
         work,
         steps: steps.to_vec(),
@@ -771,16 +781,16 @@ pub const COLUMNS_PER_UNIT: usize = 4;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tiny_asyncio::ch10_measure::{Span, Timeline, Way, Work, draw};
+/// use tiny_asyncio::ch10_measure::{TimedStep, JobsRun, Way, Work, draw};
 ///
 /// let unit = Duration::from_secs(1);
-/// let span = |job, step, from: u64, to: u64| Span {
+/// let span = |job, step, from: u64, to: u64| TimedStep {
 ///     job,
 ///     step,
 ///     start: Duration::from_secs(from),
 ///     end: Duration::from_secs(to),
 /// };
-/// let timeline = Timeline {
+/// let timeline = JobsRun {
 ///     way: Way::Sequential,
 ///     work: Work::Wait(unit),
 ///     steps: vec![2, 1],
@@ -791,7 +801,7 @@ pub const COLUMNS_PER_UNIT: usize = 4;
 /// assert!(picture.contains("A (2) |========....|"));
 /// assert!(picture.contains("B (1) |........====|"));
 /// ```
-pub fn draw(timelines: &[Timeline], unit: Duration) -> String {
+pub fn draw(timelines: &[JobsRun], unit: Duration) -> String {
     // One scale for every picture: the longest run sets the width.
     let longest = timelines.iter().map(|t| t.total).max().unwrap_or_default();
     let units = longest.as_secs_f64() / unit.as_secs_f64();

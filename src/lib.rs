@@ -35,10 +35,14 @@ pub mod ch07_gather;
 pub mod ch08_timeout;
 pub mod ch09_pool;
 pub mod ch10_measure;
+#[cfg(unix)]
+pub mod ch12_net;
 
 // Appendix modules, outside the chapter order. They depend on no chapter:
-// `trace` records what an event loop does (chapter 5 reports to it), and
-// `timeline` draws pictures, so every chapter's example may draw with them.
+// `trace` records what an event loop does (chapter 5 reports to it),
+// `timeline` draws pictures, and `cli` reads the examples' command line, so
+// every chapter's example may use them.
+pub mod cli;
 pub mod timeline;
 pub mod trace;
 
@@ -51,6 +55,8 @@ pub use ch06_join::{JoinError, JoinHandle, spawn};
 pub use ch07_gather::{ReturnWhen, as_completed, gather, try_gather, wait};
 pub use ch08_timeout::{Elapsed, timeout, timeout_at};
 pub use ch09_pool::{ThreadPool, run_in_executor};
+#[cfg(unix)]
+pub use ch12_net::{LineReader, TcpListener, TcpStream};
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
 /// the reading guide cannot drift away from the code.

@@ -402,75 +402,82 @@ impl Trace {
         let mut timeline = Timeline::new(title);
         let end = self.records.last().map_or(Duration::ZERO, |r| r.at);
         for id in self.tasks() {
-            let mut row = Row::new(self.name_of(id));
-            let mut doing: Option<(Doing, Duration)> = None;
-            let mut woken_while_running = false;
-            for record in self.of_task(id) {
-                let at = record.at;
-                match &record.event {
-                    Event::Spawned => doing = Some((Doing::Queued, at)),
-                    Event::PollStart => {
-                        if let Some((Doing::Queued, since)) = doing {
-                            push(&mut row, since, at, Mark::Queued);
-                        }
-                        doing = Some((Doing::Running, at));
-                        woken_while_running = false;
-                    }
-                    Event::PollEnd { ready } => {
-                        if let Some((Doing::Running, since)) = doing {
-                            row.push(since, at.max(since + BLIP), Mark::Running);
-                        }
-                        doing = match (ready, woken_while_running) {
-                            (true, _) => None,
-                            (false, true) => Some((Doing::Queued, at)),
-                            (false, false) => Some((Doing::Waiting, at)),
-                        };
-                    }
-                    Event::Woken { by } => match doing {
-                        Some((Doing::Waiting, since)) => {
-                            let mark = match by {
-                                WakeSource::Timer => Mark::Timer,
-                                WakeSource::Thread(_) => Mark::Job,
-                                WakeSource::Task(waker) if *waker == id => Mark::Queued,
-                                WakeSource::Task(_) => Mark::Task,
-                            };
-                            push(&mut row, since, at, mark);
-                            doing = Some((Doing::Queued, at));
-                        }
-                        Some((Doing::Running, _)) => woken_while_running = true,
-                        _ => {}
-                    },
-                    Event::Cancelled | Event::Done | Event::Closed => {
-                        match doing {
-                            Some((Doing::Queued, since)) => push(&mut row, since, at, Mark::Queued),
-                            // Nobody woke it, so what it waited on is
-                            // unknown: drawn as idle, not as a guess.
-                            Some((Doing::Waiting, since)) => push(&mut row, since, at, Mark::Idle),
-                            _ => {}
-                        }
-                        doing = None;
-                    }
-                    Event::JobStart { .. } | Event::JobEnd { .. } => {}
-                }
-            }
-            // Still waiting when the trace ends.
-            if let Some((doing, since)) = doing {
-                let mark = match doing {
-                    Doing::Running => Mark::Running,
-                    Doing::Queued => Mark::Queued,
-                    Doing::Waiting => Mark::Idle,
-                };
-                push(&mut row, since, end, mark);
-            }
-            timeline.rows.push(row);
+            timeline.rows.push(self.task_row(id, end));
         }
-        // Pool threads: one row each, blocked while a job runs on it.
+        self.add_pool_rows(&mut timeline);
+        timeline
+    }
+
+    /// Task `id`'s row: what it was doing between each of its events, up to
+    /// `end` (the trace's last instant).
+    fn task_row(&self, id: u64, end: Duration) -> Row {
+        let mut row = Row::new(self.name_of(id));
+        // What the task is doing now, and since when.
+        let mut doing: Option<(Doing, Duration)> = None;
+        // A wake during its own poll: it goes back in the queue, not to wait.
+        let mut woken_while_running = false;
+        for record in self.of_task(id) {
+            let at = record.at;
+            match &record.event {
+                Event::Spawned => doing = Some((Doing::Queued, at)),
+                Event::PollStart => {
+                    if let Some((Doing::Queued, since)) = doing {
+                        push(&mut row, since, at, Mark::Queued);
+                    }
+                    doing = Some((Doing::Running, at));
+                    woken_while_running = false;
+                }
+                Event::PollEnd { ready } => {
+                    if let Some((Doing::Running, since)) = doing {
+                        row.push(since, at.max(since + BLIP), Mark::Running);
+                    }
+                    doing = match (ready, woken_while_running) {
+                        (true, _) => None,
+                        (false, true) => Some((Doing::Queued, at)),
+                        (false, false) => Some((Doing::Waiting, at)),
+                    };
+                }
+                Event::Woken { by } => match doing {
+                    Some((Doing::Waiting, since)) => {
+                        push(&mut row, since, at, wait_mark(by, id));
+                        doing = Some((Doing::Queued, at));
+                    }
+                    Some((Doing::Running, _)) => woken_while_running = true,
+                    _ => {}
+                },
+                Event::Cancelled | Event::Done | Event::Closed => {
+                    match doing {
+                        Some((Doing::Queued, since)) => push(&mut row, since, at, Mark::Queued),
+                        // Nobody woke it, so what it waited on is
+                        // unknown: drawn as idle, not as a guess.
+                        Some((Doing::Waiting, since)) => push(&mut row, since, at, Mark::Idle),
+                        _ => {}
+                    }
+                    doing = None;
+                }
+                Event::JobStart { .. } | Event::JobEnd { .. } => {}
+            }
+        }
+        // Still at it when the trace ends.
+        if let Some((doing, since)) = doing {
+            let mark = match doing {
+                Doing::Running => Mark::Running,
+                Doing::Queued => Mark::Queued,
+                Doing::Waiting => Mark::Idle,
+            };
+            push(&mut row, since, end, mark);
+        }
+        row
+    }
+
+    /// Pool threads: one row each, blocked while a job runs on it, in the
+    /// order the threads started work.
+    fn add_pool_rows(&self, timeline: &mut Timeline) {
         let mut started: BTreeMap<(String, u64), Duration> = BTreeMap::new();
         for record in &self.records {
             match &record.event {
                 Event::JobStart { thread, job } => {
-                    // The row exists from its first job on: rows in the
-                    // order the threads started work.
+                    // The row exists from its first job on.
                     timeline.row(thread);
                     started.insert((thread.clone(), *job), record.at);
                 }
@@ -483,7 +490,16 @@ impl Trace {
                 _ => {}
             }
         }
-        timeline
+    }
+}
+
+/// How a wait that `by` ended is drawn on task `id`'s row: by who ended it.
+fn wait_mark(by: &WakeSource, id: u64) -> Mark {
+    match by {
+        WakeSource::Timer => Mark::Timer,
+        WakeSource::Thread(_) => Mark::Job,
+        WakeSource::Task(waker) if *waker == id => Mark::Queued,
+        WakeSource::Task(_) => Mark::Task,
     }
 }
 

@@ -14,6 +14,7 @@ use tiny_asyncio::ch02_futures::{
     FIND_USERS_POLLED_AFTER_COMPLETION, FindUsers, Journal, PendingFor, do_async, find_users,
     noop_waker, poll_by_hand, poll_once, simple_coroutine,
 };
+use tiny_asyncio::ch05_event_loop::panic_message;
 
 /// A waker that counts its wakes. Built with `std::task::Wake` (safe code),
 /// so the tests can check that futures really wake before `Pending`.
@@ -222,12 +223,7 @@ fn polled_after_completion_message_is_the_constant() {
         let _ = poll_once(fut.as_mut());
     });
     let payload = result.expect_err("the second poll should panic");
-    let message = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .expect("a text panic message");
-    assert_eq!(message, FIND_USERS_POLLED_AFTER_COMPLETION);
+    assert_eq!(panic_message(&*payload), FIND_USERS_POLLED_AFTER_COMPLETION);
 }
 
 /// The no-op waker survives every vtable function (clone, wake_by_ref, wake,

@@ -30,8 +30,8 @@ use tiny_asyncio::{EventLoop, yield_now};
 #[test]
 fn a_task_created_in_mains_last_step_runs_its_first_step_before_the_run_ends() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     event_loop.run_until_complete(async move {
         let jc = j.clone();
         spawn_detached(async move {
@@ -43,7 +43,7 @@ fn a_task_created_in_mains_last_step_runs_its_first_step_before_the_run_ends() {
         });
         j.note("main returns");
     });
-    assert_eq!(journal.lines(), ["main returns", "child 1 start"]);
+    assert_eq!(notes.lines(), ["main returns", "child 1 start"]);
     assert_eq!(
         event_loop.live_tasks(),
         2,
@@ -52,7 +52,7 @@ fn a_task_created_in_mains_last_step_runs_its_first_step_before_the_run_ends() {
     // Python prints "between runs" here, outside any loop.
     event_loop.run_until_complete(yield_now());
     assert_eq!(
-        journal.lines(),
+        notes.lines(),
         [
             "main returns",
             "child 1 start",
@@ -269,11 +269,11 @@ fn a_wake_from_a_thread_local_destructor_lands() {
 // ------------------------------------------------------ FIFO between two runs
 
 /// Pending once, recording its name when polled again.
-fn gate(name: &'static str, wakers: Arc<Mutex<Vec<Waker>>>, journal: Journal) {
+fn gate(name: &'static str, wakers: Arc<Mutex<Vec<Waker>>>, notes: Notes) {
     let mut waited = false;
     spawn_detached(poll_fn(move |cx| {
         if waited {
-            journal.note(name);
+            notes.note(name);
             return Poll::Ready(());
         }
         waited = true;
@@ -289,9 +289,9 @@ fn gate(name: &'static str, wakers: Arc<Mutex<Vec<Waker>>>, journal: Journal) {
 #[test]
 fn wakes_left_for_the_next_run_keep_their_order_across_the_two_halves() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
+    let notes = Notes::default();
     let wakers: Arc<Mutex<Vec<Waker>>> = Arc::default();
-    let (j, w) = (journal.clone(), wakers.clone());
+    let (j, w) = (notes.clone(), wakers.clone());
     event_loop.run_until_complete(async move {
         gate("A", w.clone(), j.clone());
         gate("B", w.clone(), j.clone());
@@ -306,11 +306,11 @@ fn wakes_left_for_the_next_run_keep_their_order_across_the_two_halves() {
             thread::spawn(move || b.wake()).join().unwrap();
         });
     });
-    assert!(journal.lines().is_empty(), "A and B wait for the next run");
+    assert!(notes.lines().is_empty(), "A and B wait for the next run");
     event_loop.run_until_complete(async {
         for _ in 0..3 {
             yield_now().await;
         }
     });
-    assert_eq!(journal.lines(), ["A", "B"]);
+    assert_eq!(notes.lines(), ["A", "B"]);
 }

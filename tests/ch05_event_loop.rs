@@ -25,22 +25,22 @@ use tiny_asyncio::{
 };
 
 /// E000-4's look-up: one line per user, one second per user.
-async fn find_users(n: u32, journal: Journal, done: Arc<Countdown>) {
+async fn find_users(n: u32, notes: Notes, done: Arc<Countdown>) {
     for i in 1..=n {
-        journal.note(format!("{n}-{i}"));
+        notes.note(format!("{n}-{i}"));
         sleep(secs(1)).await;
     }
-    journal.note(format!("done{n}"));
+    notes.note(format!("done{n}"));
     done.count_down();
 }
 
 /// The three look-ups as tasks created in `order`, awaited together
-/// (asyncio.wait), on a virtual clock: the journal and the total loop time.
-fn users_as_tasks(order: &[u32]) -> (Journal, Duration) {
+/// (asyncio.wait), on a virtual clock: the notes and the total loop time.
+fn users_as_tasks(order: &[u32]) -> (Notes, Duration) {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
+    let notes = Notes::default();
     let order = order.to_vec();
-    let tasks_journal = journal.clone();
+    let tasks_journal = notes.clone();
     event_loop.run_until_complete(async move {
         let done = Countdown::new(order.len());
         for n in order {
@@ -48,38 +48,38 @@ fn users_as_tasks(order: &[u32]) -> (Journal, Duration) {
         }
         done.wait().await;
     });
-    (journal, event_loop.time())
+    (notes, event_loop.time())
 }
 
 // ---------------------------------------------------------------- E000-4
 
 #[test]
 fn e000_4_three_tasks_created_3_2_1_interleave_in_the_documents_order() {
-    let (journal, _) = users_as_tasks(&[3, 2, 1]);
+    let (notes, _) = users_as_tasks(&[3, 2, 1]);
     assert_eq!(
-        journal.steps(),
+        notes.steps(),
         "3-1 2-1 1-1 | 3-2 2-2 done1 | 3-3 done2 | done3"
     );
 }
 
 #[test]
 fn e000_4_takes_exactly_3_s_of_loop_time() {
-    let (journal, total) = users_as_tasks(&[3, 2, 1]);
+    let (notes, total) = users_as_tasks(&[3, 2, 1]);
     assert_eq!(total, secs(3));
-    assert_eq!(journal.at("3-1"), secs(0));
-    assert_eq!(journal.at("3-2"), secs(1));
-    assert_eq!(journal.at("3-3"), secs(2));
-    assert_eq!(journal.at("done3"), secs(3));
+    assert_eq!(notes.at("3-1"), secs(0));
+    assert_eq!(notes.at("3-2"), secs(1));
+    assert_eq!(notes.at("3-3"), secs(2));
+    assert_eq!(notes.at("done3"), secs(3));
 }
 
 // ---------------------------------------------------------------- E001-2
 
 #[test]
 fn e001_2_each_request_waits_only_for_itself_1_2_3_s_not_3_5_6() {
-    let (journal, _) = users_as_tasks(&[3, 2, 1]);
+    let (notes, _) = users_as_tasks(&[3, 2, 1]);
     let answered: Vec<Duration> = [3, 2, 1]
         .iter()
-        .map(|n| journal.at(&format!("done{n}")))
+        .map(|n| notes.at(&format!("done{n}")))
         .collect();
     assert_eq!(answered, [secs(3), secs(2), secs(1)]);
     // Chapter 1's sequential run answered at the running sums 3, 5, 6.
@@ -100,9 +100,9 @@ fn e001_2_each_request_waits_only_for_itself_1_2_3_s_not_3_5_6() {
 
 #[test]
 fn e001_3_created_1_2_3_gives_the_order_the_document_printed() {
-    let (journal, total) = users_as_tasks(&[1, 2, 3]);
+    let (notes, total) = users_as_tasks(&[1, 2, 3]);
     assert_eq!(
-        journal.steps(),
+        notes.steps(),
         "1-1 2-1 3-1 | done1 2-2 3-2 | done2 3-3 | done3"
     );
     assert_eq!(total, secs(3));
@@ -119,13 +119,13 @@ fn e001_3_in_any_creation_order_the_total_is_3_s_and_request_n_is_done_at_n_s() 
         [3, 2, 1],
     ];
     for order in orders {
-        let (journal, total) = users_as_tasks(&order);
+        let (notes, total) = users_as_tasks(&order);
         assert_eq!(total, secs(3), "order {order:?}");
         for n in 1..=3u64 {
-            assert_eq!(journal.at(&format!("done{n}")), secs(n), "order {order:?}");
+            assert_eq!(notes.at(&format!("done{n}")), secs(n), "order {order:?}");
         }
         // Within a step, the tasks run in the order they were created.
-        let firsts: Vec<String> = journal
+        let firsts: Vec<String> = notes
             .lines()
             .into_iter()
             .filter(|l| l.ends_with("-1"))
@@ -275,8 +275,8 @@ fn spawn_runs_nothing_until_the_spawner_yields() {
 #[test]
 fn tasks_first_run_in_the_order_they_were_spawned() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     event_loop.run_until_complete(async move {
         let done = Countdown::new(10);
         for i in 0..10 {
@@ -289,14 +289,14 @@ fn tasks_first_run_in_the_order_they_were_spawned() {
         done.wait().await;
     });
     let expected: Vec<String> = (0..10).map(|i| i.to_string()).collect();
-    assert_eq!(journal.lines(), expected);
+    assert_eq!(notes.lines(), expected);
 }
 
 #[test]
 fn yield_now_goes_to_the_back_of_the_queue() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     event_loop.run_until_complete(async move {
         let done = Countdown::new(3);
         for name in ["A", "B", "C"] {
@@ -310,7 +310,7 @@ fn yield_now_goes_to_the_back_of_the_queue() {
         }
         done.wait().await;
     });
-    assert_eq!(journal.lines(), ["A1", "B1", "C1", "A2", "B2", "C2"]);
+    assert_eq!(notes.lines(), ["A1", "B1", "C1", "A2", "B2", "C2"]);
     assert_eq!(event_loop.time(), Duration::ZERO, "sleep(0) takes no time");
 }
 
@@ -468,8 +468,8 @@ fn time_stands_still_while_any_task_can_run() {
 #[test]
 fn equal_deadlines_fire_in_registration_order() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     event_loop.run_until_complete(async move {
         let deadlines = [2, 1, 2, 1, 2];
         let done = Countdown::new(deadlines.len());
@@ -483,9 +483,9 @@ fn equal_deadlines_fire_in_registration_order() {
         }
         done.wait().await;
     });
-    assert_eq!(journal.steps(), "t1 t3 | t0 t2 t4");
-    assert_eq!(journal.at("t1"), secs(1));
-    assert_eq!(journal.at("t4"), secs(2));
+    assert_eq!(notes.steps(), "t1 t3 | t0 t2 t4");
+    assert_eq!(notes.at("t1"), secs(1));
+    assert_eq!(notes.at("t4"), secs(2));
 }
 
 // ---------------------------------------------------------------- cancel
@@ -564,8 +564,8 @@ fn cancel_after_the_task_finished_leaves_it_alone() {
 #[test]
 fn a_task_can_cancel_itself_and_is_dropped_after_its_poll_not_during_it() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     event_loop.run_until_complete(async move {
         let me: Arc<Mutex<Option<TaskRef>>> = Arc::default();
         let m = me.clone();
@@ -583,7 +583,7 @@ fn a_task_can_cancel_itself_and_is_dropped_after_its_poll_not_during_it() {
         }
         assert!(task.is_finished());
     });
-    assert_eq!(journal.lines(), ["still running after cancel()"]);
+    assert_eq!(notes.lines(), ["still running after cancel()"]);
 }
 
 // ---------------------------------------------------------------- panics
@@ -591,8 +591,8 @@ fn a_task_can_cancel_itself_and_is_dropped_after_its_poll_not_during_it() {
 #[test]
 fn a_panicking_task_is_reported_and_the_other_tasks_run_on() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     event_loop.run_until_complete(async move {
         let done = Countdown::new(1);
         let d = done.clone();
@@ -609,7 +609,7 @@ fn a_panicking_task_is_reported_and_the_other_tasks_run_on() {
         done.wait().await;
         assert!(bad.is_finished());
     });
-    assert_eq!(journal.lines(), ["survivor"]);
+    assert_eq!(notes.lines(), ["survivor"]);
     assert_eq!(event_loop.time(), secs(2));
     assert_eq!(event_loop.live_tasks(), 0);
 }
@@ -721,8 +721,8 @@ fn a_future_that_panics_while_dropped_does_not_stop_close() {
 #[test]
 fn tasks_left_unfinished_run_on_in_a_later_run_until_complete() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     let first = event_loop.run_until_complete(async move {
         spawn_detached(async move {
             sleep(secs(2)).await;
@@ -732,13 +732,13 @@ fn tasks_left_unfinished_run_on_in_a_later_run_until_complete() {
         "first"
     });
     assert_eq!(first, "first");
-    assert!(journal.lines().is_empty());
+    assert!(notes.lines().is_empty());
     assert_eq!(event_loop.live_tasks(), 1);
     // The sleep is made inside the loop, so it uses the loop's timer (a
     // `Sleep` takes the current timer when it is made, chapter 4).
     event_loop.run_until_complete(async { sleep(secs(5)).await });
-    assert_eq!(journal.lines(), ["late task"]);
-    assert_eq!(journal.at("late task"), secs(2));
+    assert_eq!(notes.lines(), ["late task"]);
+    assert_eq!(notes.at("late task"), secs(2));
     assert_eq!(event_loop.time(), secs(6));
     assert_eq!(event_loop.live_tasks(), 0);
 }

@@ -22,19 +22,19 @@ use tiny_asyncio::{
 };
 
 /// Seed 003/004's `say_after`: sleep, print, and (for E003-3) return the word.
-async fn say_after(delay: u64, what: &'static str, journal: Journal) -> &'static str {
+async fn say_after(delay: u64, what: &'static str, notes: Notes) -> &'static str {
     sleep(secs(delay)).await;
-    journal.note(what);
+    notes.note(what);
     what
 }
 
 /// Seed 004's `sum`: one second per number, printing the running total.
-async fn sum(name: &'static str, numbers: Vec<u64>, journal: Journal) -> u64 {
+async fn sum(name: &'static str, numbers: Vec<u64>, notes: Notes) -> u64 {
     let mut total = 0;
     for n in numbers {
         sleep(secs(1)).await;
         total += n;
-        journal.note(format!("{name}{total}"));
+        notes.note(format!("{name}{total}"));
     }
     total
 }
@@ -44,8 +44,8 @@ async fn sum(name: &'static str, numbers: Vec<u64>, journal: Journal) -> u64 {
 #[test]
 fn e003_2_tasks_start_at_spawn_hello_at_1_s_world_at_2_s_total_2_s() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     event_loop.run_until_complete(async move {
         let task1 = spawn(say_after(1, "hello", j.clone()));
         let task2 = spawn(say_after(2, "world", j.clone()));
@@ -54,9 +54,9 @@ fn e003_2_tasks_start_at_spawn_hello_at_1_s_world_at_2_s_total_2_s() {
         task2.await.unwrap();
         j.note("finished");
     });
-    assert_eq!(journal.steps(), "started | hello | world finished");
-    assert_eq!(journal.at("hello"), secs(1));
-    assert_eq!(journal.at("world"), secs(2));
+    assert_eq!(notes.steps(), "started | hello | world finished");
+    assert_eq!(notes.at("hello"), secs(1));
+    assert_eq!(notes.at("world"), secs(2));
     assert_eq!(event_loop.time(), secs(2));
 }
 
@@ -64,22 +64,22 @@ fn e003_2_tasks_start_at_spawn_hello_at_1_s_world_at_2_s_total_2_s() {
 fn e004_6_say_after_as_tasks_takes_2_s_and_e004_5_awaited_in_turn_takes_3_s() {
     // E004-5: awaited directly, one after the other.
     let sequential = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     sequential.run_until_complete(async move {
         j.note("started");
         say_after(1, "hello", j.clone()).await;
         say_after(2, "world", j.clone()).await;
         j.note("finished");
     });
-    assert_eq!(journal.steps(), "started | hello | world finished");
-    assert_eq!(journal.at("world"), secs(3));
+    assert_eq!(notes.steps(), "started | hello | world finished");
+    assert_eq!(notes.at("world"), secs(3));
     assert_eq!(sequential.time(), secs(3));
 
     // E004-6: both created as tasks first.
     let concurrent = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     concurrent.run_until_complete(async move {
         let task1 = spawn(say_after(1, "hello", j.clone()));
         let task2 = spawn(say_after(2, "world", j.clone()));
@@ -88,7 +88,7 @@ fn e004_6_say_after_as_tasks_takes_2_s_and_e004_5_awaited_in_turn_takes_3_s() {
         task2.await.unwrap();
         j.note("finished");
     });
-    assert_eq!(journal.at("world"), secs(2));
+    assert_eq!(notes.at("world"), secs(2));
     assert_eq!(concurrent.time(), secs(2));
 }
 
@@ -98,8 +98,8 @@ fn e004_6_say_after_as_tasks_takes_2_s_and_e004_5_awaited_in_turn_takes_3_s() {
 fn e003_3_awaiting_a_task_gives_the_coroutines_return_value() {
     let event_loop = EventLoop::with_virtual_clock();
     let (first, second) = event_loop.run_until_complete(async {
-        let journal = Journal::default();
-        let task1 = spawn(say_after(1, "hello", journal.clone()));
+        let notes = Notes::default();
+        let task1 = spawn(say_after(1, "hello", notes.clone()));
         let task2 = spawn(async { 6 * 7 });
         let return_value = task1.await;
         (return_value, task2.await)
@@ -114,16 +114,16 @@ fn e003_3_awaiting_a_task_gives_the_coroutines_return_value() {
 #[test]
 fn e004_1_sums_awaited_in_turn_print_1_3_then_1_3_6_and_take_5_s() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     let results = event_loop.run_until_complete(async move {
         let result1 = sum("A", vec![1, 2], j.clone()).await;
         let result2 = sum("B", vec![1, 2, 3], j.clone()).await;
         (result1, result2)
     });
-    assert_eq!(journal.steps(), "A1 | A3 | B1 | B3 | B6");
-    assert_eq!(journal.at("A3"), secs(2));
-    assert_eq!(journal.at("B6"), secs(5));
+    assert_eq!(notes.steps(), "A1 | A3 | B1 | B3 | B6");
+    assert_eq!(notes.at("A3"), secs(2));
+    assert_eq!(notes.at("B6"), secs(5));
     assert_eq!(results, (3, 6));
     assert_eq!(event_loop.time(), secs(5));
 }
@@ -131,8 +131,8 @@ fn e004_1_sums_awaited_in_turn_print_1_3_then_1_3_6_and_take_5_s() {
 #[test]
 fn e004_2_sums_as_tasks_interleave_a_done_at_2_s_b_at_3_s_results_3_and_6() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     let results = event_loop.run_until_complete(async move {
         let task1 = spawn(sum("A", vec![1, 2], j.clone()));
         let task2 = spawn(sum("B", vec![1, 2, 3], j.clone()));
@@ -141,7 +141,7 @@ fn e004_2_sums_as_tasks_interleave_a_done_at_2_s_b_at_3_s_results_3_and_6() {
         let result2 = task2.await.unwrap();
         (result1, a_done, result2)
     });
-    assert_eq!(journal.steps(), "A1 B1 | A3 B3 | B6");
+    assert_eq!(notes.steps(), "A1 B1 | A3 B3 | B6");
     assert_eq!(results, (3, secs(2), 6));
     assert_eq!(event_loop.time(), secs(3));
 }
@@ -383,8 +383,8 @@ fn a_task_aborted_before_its_first_poll_drops_its_future_before_the_handle_resol
 #[test]
 fn aborting_a_task_that_awaits_another_leaves_the_other_running() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
-    let j = journal.clone();
+    let notes = Notes::default();
+    let j = notes.clone();
     event_loop.run_until_complete(async move {
         let j2 = j.clone();
         let inner = spawn(async move {
@@ -402,8 +402,8 @@ fn aborting_a_task_that_awaits_another_leaves_the_other_running() {
     });
     // Dropping the outer task dropped its JoinHandle of the inner one, which
     // detaches it (asyncio would cancel the awaited task too).
-    assert_eq!(journal.lines(), ["inner done"]);
-    assert_eq!(journal.at("inner done"), secs(2));
+    assert_eq!(notes.lines(), ["inner done"]);
+    assert_eq!(notes.at("inner done"), secs(2));
 }
 
 #[test]
@@ -491,9 +491,9 @@ fn into_panic_on_a_cancelled_error_panics_clearly() {
 #[test]
 fn dropping_a_join_handle_detaches_the_task_which_runs_to_its_end() {
     let event_loop = EventLoop::with_virtual_clock();
-    let journal = Journal::default();
+    let notes = Notes::default();
     let drops = Tally::default();
-    let (j, probe) = (journal.clone(), drops.probe());
+    let (j, probe) = (notes.clone(), drops.probe());
     event_loop.run_until_complete(async move {
         drop(spawn(async move {
             let _probe = probe;
@@ -504,8 +504,8 @@ fn dropping_a_join_handle_detaches_the_task_which_runs_to_its_end() {
         }));
         sleep(secs(5)).await;
     });
-    assert_eq!(journal.steps(), "step 1 | step 2 | step 3");
-    assert_eq!(journal.at("step 3"), secs(3));
+    assert_eq!(notes.steps(), "step 1 | step 2 | step 3");
+    assert_eq!(notes.at("step 3"), secs(3));
     assert_eq!(drops.count(), 1);
     assert_eq!(event_loop.live_tasks(), 0);
 }

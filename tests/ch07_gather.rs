@@ -22,14 +22,14 @@ use tiny_asyncio::{
 };
 
 /// Seed 002's `fetch_data_async`: start, a 2-second wait, done.
-async fn fetch_data_async(name: &str, log: Journal) {
+async fn fetch_data_async(name: &str, log: Notes) {
     log.note(format!("start {name}"));
     sleep(secs(2)).await;
     log.note(format!("done {name}"));
 }
 
 /// Seed 002's `fetch_url`: "request sent", a 2-second wait, "<url> 데이터".
-async fn fetch_url(url: &str, log: Journal) -> String {
+async fn fetch_url(url: &str, log: Notes) -> String {
     log.note(format!("{url} 요청 전송"));
     sleep(secs(2)).await;
     format!("{url} 데이터")
@@ -79,7 +79,7 @@ const URLS: [&str; 3] = ["google.com", "naver.com", "daum.net"];
 /// start2 done1 done2`, 2 s (chapter 1's blocking version: 4 s).
 #[test]
 fn e002_2_gather_starts_both_fetches_at_once_and_takes_two_seconds() {
-    let log = Journal::default();
+    let log = Notes::default();
     let event_loop = EventLoop::with_virtual_clock();
     event_loop.run_until_complete(gather([
         fetch_data_async("작업1", log.clone()),
@@ -100,7 +100,7 @@ fn e002_2_gather_starts_both_fetches_at_once_and_takes_two_seconds() {
 /// E002-2 with `gather!`, as the document writes it (two arguments).
 #[test]
 fn e002_2_with_the_gather_macro_is_the_same_story() {
-    let log = Journal::default();
+    let log = Notes::default();
     let event_loop = EventLoop::with_virtual_clock();
     let ((), ()) = event_loop.run_until_complete(async {
         tiny_asyncio::gather!(
@@ -120,7 +120,7 @@ fn e002_2_with_the_gather_macro_is_the_same_story() {
 /// at 0 s), then the results in input order, at 2 s.
 #[test]
 fn e002_6_gather_sends_every_request_first_and_keeps_input_order() {
-    let log = Journal::default();
+    let log = Notes::default();
     let event_loop = EventLoop::with_virtual_clock();
     let results =
         event_loop.run_until_complete(gather(URLS.map(|url| fetch_url(url, log.clone()))));
@@ -143,7 +143,7 @@ fn e002_6_gather_sends_every_request_first_and_keeps_input_order() {
 /// when the previous one is answered, 6 s in all. Same lines, same results.
 #[test]
 fn e002_7_awaiting_in_a_loop_sends_each_request_after_the_previous_answer() {
-    let log = Journal::default();
+    let log = Notes::default();
     let event_loop = EventLoop::with_virtual_clock();
     let results = event_loop.run_until_complete(async {
         let mut results = Vec::new();

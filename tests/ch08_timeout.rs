@@ -21,7 +21,7 @@ use tiny_asyncio::{
 /// Notes "dropped <name>" when dropped: shows when a future is cancelled.
 struct NoteOnDrop {
     name: &'static str,
-    log: Journal,
+    log: Notes,
 }
 
 impl Drop for NoteOnDrop {
@@ -31,7 +31,7 @@ impl Drop for NoteOnDrop {
 }
 
 /// Seed 004's coroutine under `wait_for`: a job that takes `duration`.
-async fn job(name: &'static str, duration: Duration, log: Journal) -> String {
+async fn job(name: &'static str, duration: Duration, log: Notes) -> String {
     let _notice = NoteOnDrop {
         name,
         log: log.clone(),
@@ -50,7 +50,7 @@ fn line(at: Duration, text: &str) -> (Duration, String) {
 /// 2 s gives its result at 2 s.
 #[test]
 fn e004_3_a_job_that_finishes_within_three_seconds_gives_its_result() {
-    let log = Journal::default();
+    let log = Notes::default();
     let event_loop = EventLoop::with_virtual_clock();
     let result = event_loop
         .run_until_complete(async { timeout(secs(3), job("quick", secs(2), log.clone())).await });
@@ -71,7 +71,7 @@ fn e004_3_a_job_that_finishes_within_three_seconds_gives_its_result() {
 /// timeout, and it never finishes.
 #[test]
 fn e004_3_a_longer_job_is_dropped_at_three_seconds_then_elapsed_is_returned() {
-    let log = Journal::default();
+    let log = Notes::default();
     let event_loop = EventLoop::with_virtual_clock();
     let result = event_loop.run_until_complete(async {
         let result = timeout(secs(3), job("slow", secs(5), log.clone())).await;
@@ -148,7 +148,7 @@ fn a_future_ready_just_before_the_deadline_wins() {
 
 #[test]
 fn a_zero_timeout_on_a_pending_future_elapses_at_the_first_poll() {
-    let log = Journal::default();
+    let log = Notes::default();
     let event_loop = EventLoop::with_virtual_clock();
     event_loop.run_until_complete(async {
         let mut timed = pin!(timeout(Duration::ZERO, job("never", secs(1), log.clone())));
@@ -257,7 +257,7 @@ fn elapsed_reads_like_asyncios_timeout_error() {
 /// detaches the task, which runs on. `abort()` is how to stop it too.
 #[test]
 fn a_timed_out_join_handle_detaches_the_task_and_abort_stops_it() {
-    let log = Journal::default();
+    let log = Notes::default();
     let event_loop = EventLoop::with_virtual_clock();
     event_loop.run_until_complete(async {
         let task = spawn({
@@ -351,7 +351,7 @@ proptest! {
         x in 0u64..50,
         d in 0u64..50,
     ) {
-        let log = Journal::default();
+        let log = Notes::default();
         let event_loop = EventLoop::with_virtual_clock();
         let result = event_loop.run_until_complete(async {
             timeout(ms(d), job("inner", ms(x), log.clone())).await

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::*;
 use proptest::prelude::*;
 use tiny_asyncio::ch10_measure::{
-    CrowdReport, E001_1_STEPS, ProcStatus, Sleepers, Span, Timeline, Way, Work, calibrate,
+    CrowdReport, E001_1_STEPS, JobsRun, ProcStatus, Sleepers, TimedStep, Way, Work, calibrate,
     concurrent, draw, parallel, sequential, sleeping_tasks, sleeping_threads, spin, status_field,
     switches_of_live_threads,
 };
@@ -24,7 +24,7 @@ use tiny_asyncio::{EventLoop, ThreadPool, block_on, run};
 const SECOND: Duration = Duration::from_secs(1);
 
 /// The `(start, end)` of each step of `job`, in whole seconds.
-fn steps_of(timeline: &Timeline, job: usize) -> Vec<(u64, u64)> {
+fn steps_of(timeline: &JobsRun, job: usize) -> Vec<(u64, u64)> {
     timeline
         .spans
         .iter()
@@ -103,7 +103,7 @@ fn e001_1_parallel_inside_a_loop_keeps_each_jobs_steps_in_order() {
     ));
     assert_eq!(timeline.spans.len(), 6);
     for (job, &count) in E001_1_STEPS.iter().enumerate() {
-        let spans: Vec<&Span> = timeline.spans.iter().filter(|s| s.job == job).collect();
+        let spans: Vec<&TimedStep> = timeline.spans.iter().filter(|s| s.job == job).collect();
         assert_eq!(spans.len() as u32, count);
         for pair in spans.windows(2) {
             assert_eq!(pair[1].step, pair[0].step + 1);
@@ -188,12 +188,12 @@ fn draw_puts_sequential_and_concurrent_waits_on_one_scale() {
 /// Computing steps are drawn with `#`.
 #[test]
 fn draw_marks_computation_with_hashes() {
-    let timeline = Timeline {
+    let timeline = JobsRun {
         way: Way::Parallel,
         work: Work::Compute(1),
         steps: vec![1],
         total: SECOND,
-        spans: vec![Span {
+        spans: vec![TimedStep {
             job: 0,
             step: 1,
             start: Duration::ZERO,

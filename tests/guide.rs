@@ -28,9 +28,22 @@ use std::path::{Path, PathBuf};
 /// looked up in `src/`.
 const NOT_OURS: &[&str] = &[
     // Rust's standard library.
-    "Arc", "Box", "Duration", "Future", "Instant", "Pin", "Waker",
+    "Arc",
+    "Box",
+    "Duration",
+    "Future",
+    "Instant",
+    "Pin",
+    "Waker",
+    "Shutdown",
+    "UnixStream",
     // tokio (the guide's comparison table).
-    "Builder", "JoinSet", "Runtime",
+    "Builder",
+    "JoinSet",
+    "Runtime",
+    "AsyncBufReadExt",
+    "AsyncReadExt",
+    "AsyncWriteExt",
 ];
 
 /// Names of tokio's that share a type name with ours (tokio's `Handle` is

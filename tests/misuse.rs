@@ -26,7 +26,7 @@ use std::time::Duration;
 use tiny_asyncio::ch02_futures::{
     FIND_USERS_POLLED_AFTER_COMPLETION, FindUsers, Journal, poll_by_hand, poll_once,
 };
-use tiny_asyncio::ch03_waker::{ThreadSleep, waker_from_arc};
+use tiny_asyncio::ch03_waker::{ThreadSleep, lock, waker_from_arc};
 use tiny_asyncio::ch04_timer::Clock;
 use tiny_asyncio::ch05_event_loop::{panic_message, spawn_detached};
 use tiny_asyncio::ch06_join::{JoinCell, spawn_on};
@@ -258,7 +258,7 @@ fn a_task_awaiting_its_own_handle_panics_saying_so() {
         let handle = spawn(async move {
             yield_now().await;
             poll_fn(|cx| {
-                let mut slot = inside.lock().unwrap_or_else(|p| p.into_inner());
+                let mut slot = lock(&inside);
                 let handle = slot.as_mut().expect("the handle is in place");
                 Pin::new(handle).poll(cx)
             })
@@ -271,11 +271,7 @@ fn a_task_awaiting_its_own_handle_panics_saying_so() {
             yield_now().await;
         }
         // (The panic went through the lock: it is poisoned, and that is fine.)
-        let handle = own
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .expect("still there");
+        let handle = lock(&own).take().expect("still there");
         assert!(handle.is_finished());
         (id, handle.await.expect_err("it panicked"))
     });

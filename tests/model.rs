@@ -80,22 +80,9 @@ use tiny_asyncio::{
 };
 
 mod common;
-use common::{lock, ms, quiet_planned_panics};
+use common::{Gate, lock, ms, quiet_planned_panics, soak};
 
 // ---------------------------------------------------------------- settings
-
-/// The soak multiplier: 1 normally; `TINY_ASYNCIO_SOAK=1` gives 20, and
-/// `TINY_ASYNCIO_SOAK=N` (N ≥ 2) gives N.
-fn soak() -> u32 {
-    match std::env::var("TINY_ASYNCIO_SOAK") {
-        Err(_) => 1,
-        Ok(v) => match v.trim().parse::<u32>() {
-            Ok(0) => 1,
-            Ok(n) if n >= 2 => n,
-            _ => 20,
-        },
-    }
-}
 
 fn config(cases: u32) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -1361,38 +1348,6 @@ impl Future for TracedSleep {
             this.hook.registered.store(ticket, SeqCst);
         }
         poll
-    }
-}
-
-/// A flag another thread sets before it wakes the waiter.
-#[derive(Default)]
-struct Gate {
-    open: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
-
-impl Gate {
-    fn open(&self) {
-        self.open.store(true, SeqCst);
-        let waker = lock(&self.waker).take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// Store the waker, then look: no wake can fall in between.
-    fn wait(self: Arc<Self>) -> impl Future<Output = ()> + Send {
-        poll_fn(move |cx| {
-            if self.open.load(SeqCst) {
-                return Poll::Ready(());
-            }
-            *lock(&self.waker) = Some(cx.waker().clone());
-            if self.open.load(SeqCst) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
     }
 }
 

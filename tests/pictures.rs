@@ -22,9 +22,11 @@ use std::future::Future;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use common::xml::check_well_formed;
 use common::*;
 use tiny_asyncio::ch09_pool::THREAD_NAME_PREFIX;
-use tiny_asyncio::timeline::{Mark, PictureArgs, check_well_formed, render_panels_text};
+use tiny_asyncio::cli::PictureArgs;
+use tiny_asyncio::timeline::{Mark, render_panels_text};
 use tiny_asyncio::trace::{Event, MAIN, Record, Trace, WakeSource};
 use tiny_asyncio::{EventLoop, gather, get_running_loop, run_in_executor, sleep, spawn, yield_now};
 

@@ -37,25 +37,12 @@ use tiny_asyncio::{
 };
 
 mod common;
-use common::{lock, ms, quiet_planned_panics};
+use common::{lock, ms, quiet_planned_panics, soak};
 
 // ---------------------------------------------------------------- harness
 
 fn under_valgrind() -> bool {
     std::env::var("TINY_ASYNCIO_UNDER_VALGRIND").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// The soak multiplier: 1 normally; `TINY_ASYNCIO_SOAK=1` gives 20, and
-/// `TINY_ASYNCIO_SOAK=N` (N ≥ 2) gives N.
-fn soak() -> usize {
-    match std::env::var("TINY_ASYNCIO_SOAK") {
-        Err(_) => 1,
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(0) => 1,
-            Ok(n) if n >= 2 => n,
-            _ => 20,
-        },
-    }
 }
 
 /// An iteration count: `n` normally, about `n / 20` under valgrind, `n`
@@ -64,7 +51,7 @@ fn scaled(n: usize) -> usize {
     if under_valgrind() {
         (n / 20).max(1)
     } else {
-        n * soak()
+        n * soak() as usize
     }
 }
 
@@ -73,7 +60,7 @@ fn watchdog_limit() -> Duration {
     if under_valgrind() {
         Duration::from_secs(30 * 60)
     } else {
-        Duration::from_secs(20 * soak() as u64)
+        Duration::from_secs(20 * u64::from(soak()))
     }
 }
 

@@ -6,12 +6,16 @@
 //! pictures character for character. If a deliberate change to the drawing
 //! breaks them, print the new picture, check it by eye, and paste it here
 //! (and in the CHAPTERS section that shows it).
+mod common;
+
 use std::time::Duration;
 
+use common::xml::check_well_formed;
 use proptest::prelude::*;
+use tiny_asyncio::cli::PictureArgs;
 use tiny_asyncio::timeline::{
-    DEFAULT_WIDTH, Glyphs, Mark, PictureArgs, Row, Span, Timeline, check_well_formed,
-    display_width, escape_xml, format_time, render_panels_svg, render_panels_text,
+    DEFAULT_WIDTH, Glyphs, Mark, Row, Span, Timeline, display_width, escape_xml, format_time,
+    render_panels_svg, render_panels_text,
 };
 
 fn ms(n: u64) -> Duration {
@@ -521,7 +525,7 @@ fn check_well_formed_rejects_broken_xml_saying_where() {
 // The examples' arguments.
 
 fn parse(args: &[&str]) -> Result<PictureArgs, String> {
-    PictureArgs::parse(args.iter().map(|s| s.to_string()))
+    PictureArgs::split(args.iter().map(|s| s.to_string())).map(|(picture, _rest)| picture)
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! What the chapter examples share: reading `--unit-ms N`, refusing bad
-//! arguments the way command-line tools do, printing lines stamped with
-//! the time, running a loop with its trace, and small helpers for the
+//! What the chapter examples share (beyond their command line, which the
+//! appendix `tiny_asyncio::cli` reads): printing lines stamped with the
+//! time, running a loop with its trace, and small helpers for the
 //! pictures and tables.
 //!
 //! Cargo builds only `examples/*.rs` (and `examples/*/main.rs`) as
@@ -10,7 +10,6 @@
 // Each example uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::fmt::Display;
 use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -18,41 +17,24 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use tiny_asyncio::EventLoop;
-use tiny_asyncio::ch01_blocking;
 use tiny_asyncio::ch03_waker::{ArcWake, waker_from_arc};
 use tiny_asyncio::ch09_pool::THREAD_NAME_PREFIX;
+use tiny_asyncio::cli::stamp;
 use tiny_asyncio::get_running_loop;
-use tiny_asyncio::timeline::{Timeline, display_width};
+use tiny_asyncio::timeline::{Mark, Timeline, display_width};
 use tiny_asyncio::trace::Trace;
 
 // ---------------------------------------------------------------------------
 // Arguments
 // ---------------------------------------------------------------------------
+//
+// Each example describes its command line as a `tiny_asyncio::cli::Cli`
+// and reads it with `Cli::from_env()` (the appendix `src/cli.rs`): `--help`,
+// `--unit-ms N`, the picture flags, and the refusal of anything else are
+// written there once.
 
-/// Prints `error: <message>` and the example's usage on stderr and exits
-/// with status 2, as command-line tools do (and as `PictureArgs` does for
-/// the picture flags).
-pub fn usage_error(message: impl Display, usage: &str) -> ! {
-    eprintln!("error: {message}");
-    eprintln!("usage: {usage}");
-    std::process::exit(2);
-}
-
-/// The length of the documents' second: `--unit-ms N` (N above 0) from the
-/// arguments that are not about pictures, by chapter 1's
-/// `unit_from_args`; 1 s without it. Anything else is refused through
-/// [`usage_error`].
-pub fn unit_from_args(args: Vec<String>, usage: &str) -> Duration {
-    match ch01_blocking::unit_from_args(args) {
-        // A unit of 0 would put every line of the story at the same instant.
-        Ok(unit) if unit.is_zero() => usage_error("`--unit-ms` must be above 0", usage),
-        Ok(unit) => unit,
-        Err(message) => usage_error(message, usage),
-    }
-}
-
-/// How many units `time` is (`unit` is never zero: [`unit_from_args`]
-/// refuses it).
+/// How many units `time` is (`unit` is never zero: `Cli::parse` refuses
+/// `--unit-ms 0`).
 pub fn units(time: Duration, unit: Duration) -> f64 {
     time.as_secs_f64() / unit.as_secs_f64()
 }
@@ -64,35 +46,98 @@ pub fn units(time: Duration, unit: Duration) -> f64 {
 /// Prints a line stamped with the running loop's time, like the documents'
 /// runs.
 pub fn say(line: impl AsRef<str>) {
-    let at = get_running_loop().time();
-    println!("[{:7.3}s] {}", at.as_secs_f64(), line.as_ref());
+    println!("{} {}", stamp(get_running_loop().time()), line.as_ref());
 }
 
 /// Prints lines stamped with the real time since it was made (for
-/// chapters 3 and 4, which have no loop time yet).
-pub struct Stamp(Instant);
+/// chapters 3 and 4, which have no loop time yet), and remembers the polls
+/// and wakes of a `block_on` run for its picture.
+pub struct Stamp {
+    start: Instant,
+    /// What happened, with when: polls begun and ended, wakes and who
+    /// woke. Shared with the printing wakers, which fire on other threads.
+    events: Arc<Mutex<Vec<(Duration, Happening)>>>,
+}
+
+/// One thing a `block_on` run did, as [`Stamp`] remembers it.
+#[derive(Clone)]
+enum Happening {
+    PollStart,
+    PollEnd { ready: bool },
+    Woken { by: String },
+}
 
 impl Stamp {
     pub fn now() -> Self {
-        Stamp(Instant::now())
+        Stamp {
+            start: Instant::now(),
+            events: Arc::default(),
+        }
     }
 
     pub fn line(&self, text: &str) {
-        println!("[{:7.3}s] {text}", self.elapsed());
+        println!("{} {text}", stamp(self.start.elapsed()));
     }
 
     pub fn elapsed(&self) -> f64 {
-        self.0.elapsed().as_secs_f64()
+        self.start.elapsed().as_secs_f64()
+    }
+
+    fn remember(&self, what: Happening) {
+        let at = self.start.elapsed();
+        self.events.lock().unwrap().push((at, what));
+    }
+
+    /// Remembers that `block_on` began a poll.
+    pub fn poll_started(&self) {
+        self.remember(Happening::PollStart);
+    }
+
+    /// Remembers that the poll ended, `Ready` or not.
+    pub fn poll_ended(&self, ready: bool) {
+        self.remember(Happening::PollEnd { ready });
     }
 
     /// A waker that prints `waker.wake()` (with the waking thread's name,
-    /// stamped like this stamp's lines) and then passes the wake on to
-    /// `inner`.
+    /// stamped like this stamp's lines), remembers it, and then passes the
+    /// wake on to `inner`.
     pub fn printing_waker(&self, inner: &Waker) -> Waker {
         waker_from_arc(Arc::new(PrintingWaker {
             inner: inner.clone(),
-            start: self.0,
+            start: self.start,
+            events: self.events.clone(),
         }))
+    }
+
+    /// The picture of the run so far: `row` (the future `block_on` drives)
+    /// running during each poll and asleep from a `Pending` until its wake,
+    /// and one row per waking thread, blocked for that same wait (a
+    /// `ThreadSleep` thread in `thread::sleep`, or the timer thread waiting
+    /// for the deadline).
+    pub fn timeline(&self, title: &str, row: &str) -> Timeline {
+        let mut timeline = Timeline::new(title);
+        timeline.row(row);
+        let (mut poll_began, mut waiting_since) = (Duration::ZERO, None);
+        for (at, what) in self.events.lock().unwrap().iter().cloned() {
+            match what {
+                Happening::PollStart => poll_began = at,
+                Happening::PollEnd { ready } => {
+                    // A poll lasts microseconds: at least one keeps it visible.
+                    let end = at.max(poll_began + Duration::from_micros(1));
+                    timeline.row(row).push(poll_began, end, Mark::Running);
+                    waiting_since = (!ready).then_some(end);
+                }
+                Happening::Woken { by } => {
+                    if let Some(since) = waiting_since.take() {
+                        timeline.row(row).push(since, at, Mark::Timer);
+                        // "tiny-asyncio-timer" reads as "timer" in a name column.
+                        let thread = by.strip_prefix("tiny-asyncio-").unwrap_or(&by);
+                        timeline.row(thread).push(since, at, Mark::Blocked);
+                    }
+                }
+            }
+        }
+        timeline
     }
 }
 
@@ -101,16 +146,19 @@ impl Stamp {
 struct PrintingWaker {
     inner: Waker,
     start: Instant,
+    events: Arc<Mutex<Vec<(Duration, Happening)>>>,
 }
 
 impl ArcWake for PrintingWaker {
     fn wake_by_ref(this: &Arc<Self>) {
+        let at = this.start.elapsed();
         let thread = std::thread::current();
-        println!(
-            "[{:7.3}s]     ({} 스레드) waker.wake()",
-            this.start.elapsed().as_secs_f64(),
-            thread.name().unwrap_or("이름 없는")
-        );
+        let by = thread.name().unwrap_or("이름 없는").to_owned();
+        println!("{}     ({by} 스레드) waker.wake()", stamp(at));
+        this.events
+            .lock()
+            .unwrap()
+            .push((at, Happening::Woken { by }));
         this.inner.wake_by_ref();
     }
 }
@@ -135,7 +183,7 @@ impl Transcript {
     /// documents' notation, like `3-1`) for the summary.
     pub fn say(&self, short: impl Into<String>, text: &str) {
         let at = get_running_loop().time();
-        println!("[{:6.3} s] {text}", at.as_secs_f64());
+        println!("{} {text}", stamp(at));
         self.lines.lock().unwrap().push((short.into(), at));
     }
 

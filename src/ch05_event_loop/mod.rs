@@ -111,7 +111,7 @@ pub use running::{
     Handle, NoRunningLoop, YieldNow, expect_running_loop, get_running_loop, spawn_detached,
     try_running_loop, yield_now,
 };
-pub use seams::{KeepAwake, TraceSink};
+pub use seams::{Idler, KeepAwake, TraceSink};
 pub use task::{TaskFailure, TaskRef, panic_message};
 
 use std::any::Any;
@@ -123,7 +123,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -292,6 +292,7 @@ impl EventLoop {
             has_remote: AtomicBool::new(false),
             main_scheduled: AtomicBool::new(false),
             signal: Signal::new(),
+            idler: OnceLock::new(),
             outside_work: AtomicUsize::new(0),
             clock: clock.clone(),
             trace: Recorder::new(),
@@ -439,8 +440,11 @@ impl EventLoop {
     /// and the timers due there fire, their wakes landing in the local
     /// queue: the next pass runs them. With no deadline either, nothing
     /// could ever wake the loop: that is a deadlock, said as one. On a real
-    /// clock (or while outside work holds the clock), the loop sleeps on
-    /// its `Signal` until a push rouses it.
+    /// clock (or while outside work holds the clock), the loop sleeps in
+    /// its [`Idler`] (its `Signal`, or chapter 12's selector, which also
+    /// wakes tasks whose sockets are ready) until a push rouses it. With a
+    /// selector, the virtual clock also asks it to look before jumping,
+    /// and waits in it rather than report a deadlock while it watches.
     fn idle(&self) {
         let core = &*self.core;
         let clock = core.timer.clock();
@@ -453,6 +457,11 @@ impl EventLoop {
             if !lock(&core.shared.queue).turns.is_empty() {
                 return;
             }
+            // Nor may time pass while a socket has something to say: ask
+            // the idler (chapter 12's selector) to look, without waiting.
+            if core.shared.idler().look() > 0 {
+                return;
+            }
             {
                 match core.timer.next_deadline() {
                     Some(deadline) => {
@@ -461,6 +470,8 @@ impl EventLoop {
                         core.timer.fire_due();
                         return;
                     }
+                    // No timer, but a socket may still wake a task: wait for it.
+                    None if core.shared.idler().is_watching() => {}
                     None => {
                         let queue = lock(&core.shared.queue);
                         if queue.turns.is_empty() {
@@ -485,7 +496,7 @@ impl EventLoop {
             }
             queue.parked = true;
         }
-        core.shared.signal.wait();
+        core.shared.idler().wait();
     }
 
     /// Closes the loop: drops every unfinished task's future (exactly once)

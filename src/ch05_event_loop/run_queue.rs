@@ -13,8 +13,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use crate::ch03_waker::{Signal, lock};
 use crate::ch04_timer::Clock;
@@ -39,8 +39,13 @@ pub(super) struct Shared {
     pub(super) has_remote: AtomicBool,
     /// The main future is queued (at most once, like a task).
     pub(super) main_scheduled: AtomicBool,
-    /// Where the loop thread sleeps when it has nothing to do.
+    /// Where the loop thread sleeps when it has nothing to do, unless an
+    /// idler is installed below.
     pub(super) signal: Signal,
+    /// How the loop idles, if not on `signal`: set at most once (chapter
+    /// 12's selector, see [`Idler`](super::Idler)); read through
+    /// `Shared::idler`.
+    pub(super) idler: OnceLock<Box<dyn super::Idler>>,
     /// Outside work that has promised to wake a task (see [`KeepAwake`]).
     pub(super) outside_work: AtomicUsize,
     /// The loop's clock, for timestamps of trace records.
@@ -102,7 +107,7 @@ impl Shared {
         };
         // Notify after unlocking: the loop, once awake, wants the lock first.
         if wake_loop {
-            self.signal.notify();
+            self.idler().rouse();
         }
     }
 

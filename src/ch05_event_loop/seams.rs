@@ -8,6 +8,10 @@
 //! * [`Handle::resource`]: a loop keeps one value per type, dropped when it
 //!   closes (chapter 9's default thread pool).
 //! * [`Handle::timer`]: the loop's timer, for chapter 4's `sleep`.
+//! * [`Idler`] ([`Handle::set_idler`]): how the loop sleeps when nothing is
+//!   queued, and how a wake from another thread rouses it. The default is
+//!   chapter 3's condvar [`Signal`]; chapter 12 installs its selector, so
+//!   that the loop's idle becomes a wait on sockets too.
 //! * The trace hooks ([`TraceSink`], `Shared::trace`, who is running): the
 //!   loop reports what it does to the appendix module [`trace`](crate::trace)
 //!   when tracing is on, for the pictures. Off, each hook is one atomic load.
@@ -17,6 +21,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::ch03_waker::Signal;
 use crate::ch04_timer::{Timer, on_timer_thread};
 use crate::trace::{Event, Record, Trace, WakeSource};
 
@@ -134,6 +139,16 @@ impl Handle {
         &self.core.timer
     }
 
+    /// Installs how this loop idles (see [`Idler`]): from now on it sleeps
+    /// in `idler.wait()` when nothing is queued, and wakes from other
+    /// threads call `idler.rouse()`. Once per loop; a second call gives the
+    /// idler back. Call it on the loop's thread while the loop runs (from a
+    /// task), or before it runs, never while it sleeps: a `Handle` is not
+    /// `Send`, so nothing else can.
+    pub fn set_idler(&self, idler: Box<dyn Idler>) -> Result<(), Box<dyn Idler>> {
+        self.core.shared.idler.set(idler)
+    }
+
     /// Announces work outside the loop (another thread) that will wake a
     /// task. While the returned guard lives, a virtual clock does not jump
     /// ahead: the loop waits for that wake instead, as time cannot pass
@@ -166,7 +181,67 @@ impl Drop for KeepAwake {
     fn drop(&mut self) {
         self.shared.outside_work.fetch_sub(1, Ordering::AcqRel);
         // The loop may be idle waiting for exactly this: let it look again.
-        self.shared.signal.notify();
+        self.shared.idler().rouse();
+    }
+}
+
+/// How a loop waits when nothing is queued, and how it is roused: the seam
+/// chapter 12 uses to make the loop's idle a wait on sockets (asyncio's
+/// `_run_once`, whose idle is `selector.select(timeout)`).
+///
+/// The loop calls the methods on its own thread, except `rouse`, which any
+/// thread calls after queueing a task while the loop sleeps. The contract
+/// that makes a lost wake-up impossible: a `rouse` that happens before or
+/// during a `wait` ends that `wait` (or the next one); a spurious end is
+/// fine, the loop just looks again.
+///
+/// Without one installed, the loop uses chapter 3's [`Signal`] (a flag and
+/// a condition variable), which watches nothing else.
+pub trait Idler: Send + Sync {
+    /// Sleeps until [`Idler::rouse`] is called, or until something the
+    /// idler watches is ready: then it wakes the wakers of what is ready
+    /// (they only queue their tasks) and returns.
+    fn wait(&self);
+
+    /// Wakes the wakers of whatever it watches that is ready now, without
+    /// waiting, and returns how many. The virtual clock asks this before
+    /// jumping: time may not pass while a socket has something to say.
+    fn look(&self) -> usize {
+        0
+    }
+
+    /// Whether it watches something that may still wake a task (a socket
+    /// somebody waits on). A virtual loop with no timer left then waits in
+    /// [`Idler::wait`] instead of reporting a deadlock.
+    fn is_watching(&self) -> bool {
+        false
+    }
+
+    /// Ends a [`Idler::wait`] in progress, or the next one. Any thread;
+    /// never blocks.
+    fn rouse(&self);
+}
+
+/// The default idler: chapter 3's condvar.
+impl Idler for Signal {
+    fn wait(&self) {
+        Signal::wait(self);
+    }
+
+    fn rouse(&self) {
+        self.notify();
+    }
+}
+
+impl Shared {
+    /// The idler in charge: the installed one, or the condvar `signal`.
+    /// (One atomic load: the `OnceLock` is set at most once.)
+    #[inline]
+    pub(super) fn idler(&self) -> &dyn Idler {
+        match self.idler.get() {
+            Some(idler) => &**idler,
+            None => &self.signal,
+        }
     }
 }
 

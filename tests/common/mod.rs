@@ -1,6 +1,7 @@
 //! Helpers that several test binaries share: short durations, panic
-//! messages, a journal of lines stamped with loop time, drop counters, a
-//! countdown and a gate for tasks, and waiting on real time with a limit.
+//! messages, notes (lines stamped with loop time), drop counters, a
+//! countdown and a gate for tasks, waiting on real time with a limit, and
+//! (in `xml.rs`) the XML well-formedness check of the SVG pictures.
 //!
 //! Cargo does not build `tests/common/mod.rs` as a test binary of its own;
 //! a test file takes it in with `mod common;` and `use common::*;`.
@@ -19,13 +20,28 @@ use std::time::{Duration, Instant};
 use tiny_asyncio::ch05_event_loop::panic_message;
 use tiny_asyncio::get_running_loop;
 
+pub mod xml;
+
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// Locks a mutex, shrugging off poison (a planned panic may poison it).
-pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+/// Locks a mutex, shrugging off poison (a planned panic may poison it):
+/// chapter 3's `lock`, the crate's one.
+pub use tiny_asyncio::ch03_waker::lock;
+
+/// The soak multiplier of the long-running tests (`tests/model.rs`,
+/// `tests/stress.rs`): 1 normally; `TINY_ASYNCIO_SOAK=1` gives 20, and
+/// `TINY_ASYNCIO_SOAK=N` (N ≥ 2) gives N.
+pub fn soak() -> u32 {
+    match std::env::var("TINY_ASYNCIO_SOAK") {
+        Err(_) => 1,
+        Ok(v) => match v.trim().parse::<u32>() {
+            Ok(0) => 1,
+            Ok(n) if n >= 2 => n,
+            _ => 20,
+        },
+    }
 }
 
 /// Planned panics ("planned: ...") are the test's own; keep them off the
@@ -35,13 +51,7 @@ pub fn quiet_planned_panics() {
     ONCE.call_once(|| {
         let default = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            if !message.starts_with("planned:") {
+            if !panic_message(info.payload()).starts_with("planned:") {
                 default(info);
             }
         }));
@@ -63,11 +73,12 @@ pub fn panic_text(f: impl FnOnce()) -> String {
 // ---------------------------------------------------------------------------
 
 /// Lines written by tasks, each with the loop time at which it was written
-/// (`Send`, so that spawned tasks can share it).
+/// (`Send`, so that spawned tasks can share it). Not chapter 2's `Journal`,
+/// which has no loop to ask the time.
 #[derive(Clone, Default)]
-pub struct Journal(Arc<Mutex<Vec<(Duration, String)>>>);
+pub struct Notes(Arc<Mutex<Vec<(Duration, String)>>>);
 
-impl Journal {
+impl Notes {
     pub fn note(&self, line: impl Into<String>) {
         let at = get_running_loop().time();
         self.0.lock().unwrap().push((at, line.into()));
@@ -199,7 +210,7 @@ impl Gate {
     /// Sets the condition first, then wakes: the order every waker must use.
     pub fn open(&self) {
         self.open.store(true, SeqCst);
-        let waker = self.waker.lock().unwrap().take();
+        let waker = lock(&self.waker).take();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -211,7 +222,7 @@ impl Gate {
             if gate.open.load(SeqCst) {
                 return Poll::Ready(());
             }
-            *gate.waker.lock().unwrap() = Some(cx.waker().clone());
+            *lock(&gate.waker) = Some(cx.waker().clone());
             // Checked again after the waker is stored: an `open` in between
             // either sees our waker or we see its flag.
             if gate.open.load(SeqCst) {
