@@ -100,7 +100,7 @@ fn e004_3_a_longer_job_is_dropped_at_three_seconds_then_elapsed_is_returned() {
 /// clock too). The inner future is dropped at the deadline.
 #[test]
 fn a_future_due_exactly_at_the_deadline_loses_to_it_as_in_asyncio() {
-    let log = Journal::default();
+    let log = Notes::default();
     let event_loop = EventLoop::with_virtual_clock();
     let result = event_loop
         .run_until_complete(async { timeout(secs(3), job("tie", secs(3), log.clone())).await });
