@@ -9,7 +9,11 @@
 //! workload=<name> runtime=tiny-asyncio wall_s=<x> <metric>=<v> … peak_rss_mib=<m>
 //! ```
 //!
-//! and the whole run ends with a table. Timing uses `Instant` inside the
+//! and the whole run ends with a table. `--task safe` spawns chapter 5's
+//! task (chapter 6's `spawn`: two allocations and a lock) instead of the
+//! crate root's one-allocation task (chapter 13, the default, `--task raw`),
+//! so the two can be measured side by side: `-- --task safe spawn`.
+//! Timing uses `Instant` inside the
 //! process, from just before the first spawn to just after the last result;
 //! the body of each workload is itself a spawned task that the entry point
 //! only waits for.
@@ -34,13 +38,40 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tiny_asyncio::ch10_measure::ProcStatus;
-use tiny_asyncio::cli::Cli;
-use tiny_asyncio::{ThreadPool, gather, run, sleep, spawn, timeout, yield_now};
+use tiny_asyncio::cli::{Cli, Opt};
+use tiny_asyncio::{JoinHandle, ThreadPool, gather, run, sleep, timeout, yield_now};
+
+/// `--task safe`: spawn chapter 5's task rather than chapter 13's.
+static SAFE_TASK: AtomicBool = AtomicBool::new(false);
+
+/// The task being measured: the crate root's `spawn` (chapter 13's
+/// one-allocation task), or chapter 6's (chapter 5's task) with `--task safe`.
+fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if SAFE_TASK.load(Ordering::Relaxed) {
+        tiny_asyncio::ch06_join::spawn(future)
+    } else {
+        tiny_asyncio::spawn(future)
+    }
+}
+
+/// The name of the task being measured, for the output lines.
+fn task_name() -> &'static str {
+    if SAFE_TASK.load(Ordering::Relaxed) {
+        "safe"
+    } else {
+        "raw"
+    }
+}
 
 /// A workload runs and returns its wall time in seconds and its metrics.
 type Workload = fn() -> (f64, String);
@@ -66,6 +97,11 @@ const CLI: Cli = Cli::new(
     "bench",
     "the benchmark: every workload, each in a child process (run it with --release)",
 )
+.options(&[Opt {
+    flag: "--task",
+    values: &["safe|raw"],
+    help: "which task to spawn: chapter 5's (safe) or chapter 13's one-allocation task (raw, the default)",
+}])
 .operand(
     "WORKLOAD",
     "run only this one: spawn, sleepers, timeouts, pingpong, blocking, precision, docs or gather",
@@ -73,6 +109,13 @@ const CLI: Cli = Cli::new(
 
 fn main() {
     let args = CLI.from_env();
+    match args.value("--task") {
+        None | Some("raw") => {}
+        Some("safe") => SAFE_TASK.store(true, Ordering::Relaxed),
+        Some(other) => CLI.refuse(format!(
+            "--task takes safe (chapter 5's task) or raw (chapter 13's), not {other:?}"
+        )),
+    }
     match args.operand.as_deref() {
         None => run_all(),
         Some(name) => match WORKLOADS.iter().find(|(n, _)| *n == name) {
@@ -91,7 +134,8 @@ fn main() {
 fn run_one(name: &str, workload: Workload) {
     let (wall_s, metrics) = workload();
     println!(
-        "workload={name} runtime=tiny-asyncio wall_s={wall_s:.3} {metrics} peak_rss_mib={:.1}",
+        "workload={name} runtime=tiny-asyncio task={} wall_s={wall_s:.3} {metrics} peak_rss_mib={:.1}",
+        task_name(),
         peak_rss_mib()
     );
 }
@@ -102,6 +146,7 @@ fn run_all() {
     let mut lines = Vec::new();
     for (name, _) in WORKLOADS {
         let output = Command::new(&exe)
+            .args(["--task", task_name()])
             .arg(name)
             .output()
             .expect("bench: cannot start a child process");
@@ -122,6 +167,7 @@ fn run_all() {
         }
     }
     println!();
+    println!("task: {}", task_name());
     println!("| workload | wall_s | metrics | peak_rss_mib |");
     println!("|---|---:|---|---:|");
     for line in &lines {
@@ -134,7 +180,7 @@ fn run_all() {
                 Some(("workload", v)) => name = v,
                 Some(("wall_s", v)) => wall = v,
                 Some(("peak_rss_mib", v)) => rss = v,
-                Some(("runtime", _)) => {}
+                Some(("runtime" | "task", _)) => {}
                 _ => metrics.push(field),
             }
         }

@@ -37,6 +37,7 @@ pub mod ch09_pool;
 pub mod ch10_measure;
 #[cfg(unix)]
 pub mod ch12_net;
+pub mod ch13_raw_task;
 
 // Appendix modules, outside the chapter order. They depend on no chapter:
 // `trace` records what an event loop does (chapter 5 reports to it),
@@ -51,12 +52,15 @@ pub use ch04_timer::{Sleep, sleep, sleep_until};
 pub use ch05_event_loop::{
     EventLoop, Handle, NoRunningLoop, get_running_loop, run, try_running_loop, yield_now,
 };
-pub use ch06_join::{JoinError, JoinHandle, spawn};
+pub use ch06_join::{JoinError, JoinHandle};
+// The crate root's `spawn` builds chapter 13's one-allocation task;
+// chapter 6's `spawn` builds chapter 5's safe task (the same behaviour).
 pub use ch07_gather::{ReturnWhen, as_completed, gather, try_gather, wait};
 pub use ch08_timeout::{Elapsed, timeout, timeout_at};
 pub use ch09_pool::{ThreadPool, run_in_executor};
 #[cfg(unix)]
 pub use ch12_net::{LineReader, TcpListener, TcpStream};
+pub use ch13_raw_task::spawn;
 
 /// The Rust snippets in `CHAPTERS.md` are compiled and run as doctests, so
 /// the reading guide cannot drift away from the code.

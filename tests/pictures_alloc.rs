@@ -33,7 +33,11 @@ use std::cell::Cell;
 use std::thread;
 
 use tiny_asyncio::trace::{Record, Trace};
-use tiny_asyncio::{EventLoop, spawn, yield_now};
+// Chapter 6's `spawn`, which builds chapter 5's task: the one this file
+// counts (the crate root's `spawn` builds chapter 13's, counted in
+// `tests/ch13_raw_task.rs`).
+use tiny_asyncio::ch06_join::spawn;
+use tiny_asyncio::{EventLoop, yield_now};
 
 /// The system allocator, counting each allocation (and reallocation) made
 /// by the current thread.

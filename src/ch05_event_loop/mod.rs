@@ -122,7 +122,7 @@ use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -131,17 +131,22 @@ use crate::ch03_waker::{ArcWake, Signal, lock, waker_from_arc};
 use crate::ch04_timer::{self, Clock, Timer};
 use crate::trace::{self, Event, Recorder, Trace};
 
-use run_queue::{LOCAL_QUEUE, LocalQueueGuard, RemoteQueue, Shared, Turn};
+use run_queue::{LOCAL_QUEUE, LocalQueueGuard, RemoteQueue};
 use running::RunningGuard;
-use seams::{Runner, RunningAs, wake_source};
-use task::{Body, Header, Runnable, Stage, Task};
+use task::{Body, Stage, Task};
+
+// Chapter 13's seam (see `seams.rs`): what a task built in another module
+// needs in order to run on this loop, visible to the crate only.
+pub(crate) use run_queue::{Shared, Turn};
+pub(crate) use seams::{Runner, RunningAs, on_loop_thread_of, wake_source};
+pub(crate) use task::{Header, Joinable, Runnable, catch_reporting};
 
 /// The loop's own state, used only on the loop thread.
 ///
 /// `Cell`s and `RefCell`s, not atomics and locks: only the loop's thread
 /// ever touches this part (the `EventLoop` and its `Handle`s are not
 /// `Send`). What other threads need lives in `shared`.
-struct LoopCore {
+pub(crate) struct LoopCore {
     /// The run queue and what wakes from any thread need (`run_queue.rs`).
     shared: Arc<Shared>,
     /// Chapter 4's timer, on this loop's clock: `sleep` registers here.
@@ -149,8 +154,9 @@ struct LoopCore {
     /// Every live task, so that closing the loop can drop them all. A task
     /// knows its index (`Header::slot`); `None` marks an index that is free.
     tasks: RefCell<Vec<Option<Arc<dyn Runnable>>>>,
-    /// The free indices of `tasks`, reused before the list grows.
-    free_slots: RefCell<Vec<usize>>,
+    /// The free indices of `tasks`, reused before the list grows (`u32`s,
+    /// as `Header::slot`).
+    free_slots: RefCell<Vec<u32>>,
     /// How many entries of `tasks` are `Some` (what `live_tasks()` says).
     live_tasks: Cell<usize>,
     /// The number of the last task spawned (the next one gets one more).
@@ -173,41 +179,17 @@ impl LoopCore {
         F: Future + Send + Unpin + 'static,
         F::Output: Send + 'static,
     {
-        assert!(
-            !self.closed.get(),
-            "spawn: the event loop is closed; a closed loop runs no new tasks"
-        );
-        let slot = self
-            .free_slots
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| self.tasks.borrow().len());
-        let id = self.next_id.get() + 1;
-        self.next_id.set(id);
-        let task = Arc::new(Task {
-            header: Header {
-                state: AtomicU8::new(0),
-                slot,
-                id,
-                // The TaskRef returned below.
-                handles: AtomicUsize::new(1),
-                shared: self.shared.clone(),
-            },
-            body: Mutex::new(Body {
-                stage: Stage::Future(future),
-                joiner: None,
-            }),
+        // The header (number, slot in the list of live tasks) and the list
+        // entry are `register`'s (in `seams.rs`, shared with chapter 13).
+        let task = self.register(|header| {
+            Arc::new(Task {
+                header,
+                body: Mutex::new(Body {
+                    stage: Stage::Future(future),
+                    joiner: None,
+                }),
+            })
         });
-        {
-            let mut tasks = self.tasks.borrow_mut();
-            if slot == tasks.len() {
-                tasks.push(Some(task.clone()));
-            } else {
-                tasks[slot] = Some(task.clone());
-            }
-        }
-        self.live_tasks.set(self.live_tasks.get() + 1);
-        self.shared.trace(id, || Event::Spawned);
         // A new task is simply "woken": it joins the back of the queue and
         // runs nothing until the spawner's poll ends (asyncio's create_task).
         Task::schedule(&task);
@@ -215,8 +197,8 @@ impl LoopCore {
     }
 
     /// Removes a finished task from the list of live tasks.
-    fn forget_task(&self, slot: usize) {
-        let task = self.tasks.borrow_mut()[slot].take();
+    pub(crate) fn forget_task(&self, slot: u32) {
+        let task = self.tasks.borrow_mut()[slot as usize].take();
         if task.is_some() {
             self.free_slots.borrow_mut().push(slot);
             self.live_tasks.set(self.live_tasks.get() - 1);

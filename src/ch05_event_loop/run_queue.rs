@@ -31,7 +31,7 @@ use super::task::Runnable;
 /// Each pass of the loop takes both. The split is only a speed-up: most
 /// wakes happen on the loop thread, and a lock per wake was the biggest
 /// single cost of a wake.
-pub(super) struct Shared {
+pub(crate) struct Shared {
     /// The half of the run queue that other threads push to.
     pub(super) queue: Mutex<RemoteQueue>,
     /// Whether `queue` may hold turns: lets a pass skip the lock when
@@ -70,7 +70,7 @@ pub(super) struct RemoteQueue {
 }
 
 /// One turn in the run queue: a task, or the main future.
-pub(super) enum Turn {
+pub(crate) enum Turn {
     /// Poll the future given to `run_until_complete`. It has no task of its
     /// own (it may borrow from the caller, so it cannot be `'static`), so
     /// its turn is this marker, and `Shared::main_scheduled` keeps it
@@ -83,7 +83,7 @@ pub(super) enum Turn {
 impl Shared {
     /// Puts a turn at the back of the queue and rouses the loop thread if
     /// it sleeps. Never blocks for long, never polls: safe from any thread.
-    pub(super) fn push(&self, turn: Turn) {
+    pub(crate) fn push(&self, turn: Turn) {
         // On the loop's own thread, while it runs: no lock, no wake-up.
         // `try_with`, not `with`: a wake may come from a thread-local's
         // destructor while its thread exits, after LOCAL_QUEUE is gone; then

@@ -15,22 +15,31 @@
 //! * The trace hooks ([`TraceSink`], `Shared::trace`, who is running): the
 //!   loop reports what it does to the appendix module [`trace`](crate::trace)
 //!   when tracing is on, for the pictures. Off, each hook is one atomic load.
+//! * The task seam, for chapter 13's one-allocation task: `LoopCore::register`
+//!   puts a task built elsewhere in the loop's list of live tasks, given the
+//!   [`Header`] this loop made for it. Such a task implements `Runnable` (the
+//!   loop runs it) and `Joinable` (its [`TaskRef`] takes its outcome), obeys
+//!   the rules of [`state`](super::state), and reports to the trace as
+//!   `task.rs` does. Those items are `pub(crate)` for it, re-exported from
+//!   `mod.rs`; nothing outside the crate sees them.
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::ch03_waker::Signal;
 use crate::ch04_timer::{Timer, on_timer_thread};
 use crate::trace::{Event, Record, Trace, WakeSource};
 
+use super::LoopCore;
 use super::run_queue::Shared;
-use super::running::Handle;
+use super::running::{Handle, RUNNING_LOOP};
+use super::task::{Header, Joinable, Runnable, TaskRef};
 
 /// Who is running on the loop thread right now, as the trace sees it.
 #[derive(Clone, Copy)]
-pub(super) enum Runner {
+pub(crate) enum Runner {
     /// The main future (trace number [`trace::MAIN`](crate::trace::MAIN)) or
     /// a task, by its number.
     Task(u64),
@@ -51,7 +60,7 @@ thread_local! {
 /// thread: the timer thread, or a named thread such as a pool worker.
 /// Called only while tracing, so its string allocations cost nothing when
 /// tracing is off.
-pub(super) fn wake_source() -> WakeSource {
+pub(crate) fn wake_source() -> WakeSource {
     // `try_with`: a wake may come from a thread-local destructor while this
     // thread exits, when NOW_RUNNING may already be gone.
     match NOW_RUNNING.try_with(Cell::get).ok().flatten() {
@@ -66,7 +75,7 @@ pub(super) fn wake_source() -> WakeSource {
 }
 
 /// Marks (while tracing) who runs on the loop thread until dropped.
-pub(super) enum RunningAs {
+pub(crate) enum RunningAs {
     /// Tracing is off: nothing was marked, nothing to restore.
     Untraced,
     /// Tracing is on: `NOW_RUNNING` held `previous` before, and gets it
@@ -77,7 +86,7 @@ pub(super) enum RunningAs {
 impl RunningAs {
     /// Marks `who` as running until the guard drops. Off, it does nothing:
     /// not even the thread-local is touched.
-    pub(super) fn enter(shared: &Shared, who: Runner) -> RunningAs {
+    pub(crate) fn enter(shared: &Shared, who: Runner) -> RunningAs {
         if shared.trace.is_on() {
             let previous = NOW_RUNNING.with(|n| n.replace(Some(who)));
             RunningAs::Traced { previous }
@@ -284,14 +293,14 @@ impl Shared {
     /// Keeps a trace record, if tracing is on. The time is read under the
     /// recorder's lock, so records from several threads stay in time order.
     #[inline]
-    pub(super) fn trace(&self, task: u64, event: impl FnOnce() -> Event) {
+    pub(crate) fn trace(&self, task: u64, event: impl FnOnce() -> Event) {
         self.trace_if(task, || true, event);
     }
 
     /// [`Shared::trace`], if `keep` (checked under the recorder's lock)
     /// says so.
     #[inline]
-    pub(super) fn trace_if(
+    pub(crate) fn trace_if(
         &self,
         task: u64,
         keep: impl FnOnce() -> bool,
@@ -311,4 +320,82 @@ impl Shared {
             });
         }
     }
+}
+
+/// The task seam: how a task is registered with the loop, whoever built it.
+impl LoopCore {
+    /// Gives a new task its [`Header`] (its number, its slot in the list of
+    /// live tasks, a zero state), lets `make` build the task around it, and
+    /// keeps the task in the list, so that closing the loop drops it.
+    /// The caller schedules it and makes the one [`TaskRef`] the header
+    /// counts (`handles`). Chapter 5's `spawn` uses this, and so does
+    /// chapter 13's one-allocation task.
+    ///
+    /// # Panics
+    /// If the loop is closed.
+    pub(crate) fn register<T: Runnable + 'static>(
+        &self,
+        make: impl FnOnce(Header) -> Arc<T>,
+    ) -> Arc<T> {
+        assert!(
+            !self.closed.get(),
+            "spawn: the event loop is closed; a closed loop runs no new tasks"
+        );
+        let slot = self.free_slots.borrow_mut().pop().unwrap_or_else(|| {
+            let next = self.tasks.borrow().len();
+            u32::try_from(next).expect("spawn: more than 2^32 live tasks on one loop")
+        });
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        let task = make(Header {
+            state: AtomicU8::new(0),
+            slot,
+            id,
+            // The TaskRef the caller makes from it.
+            handles: AtomicUsize::new(1),
+            shared: self.shared.clone(),
+        });
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            let slot = slot as usize;
+            if slot == tasks.len() {
+                tasks.push(Some(task.clone()));
+            } else {
+                tasks[slot] = Some(task.clone());
+            }
+        }
+        self.live_tasks.set(self.live_tasks.get() + 1);
+        self.shared.trace(id, || Event::Spawned);
+        task
+    }
+
+    /// Counts one poll of a task (for [`EventLoop::stats`](super::EventLoop::stats)).
+    pub(crate) fn count_poll(&self) {
+        self.polls.set(self.polls.get() + 1);
+    }
+}
+
+impl Handle {
+    /// The loop behind this handle, for a task built outside chapter 5.
+    pub(crate) fn core(&self) -> &LoopCore {
+        &self.core
+    }
+}
+
+impl<T> TaskRef<T> {
+    /// A reference to a task built outside chapter 5 (chapter 13's).
+    pub(crate) fn from_joinable(task: Arc<dyn Joinable<T>>) -> TaskRef<T> {
+        TaskRef { task }
+    }
+}
+
+/// Whether this thread is running the loop that `shared` belongs to (a
+/// task that finds its own state RUNNING from there is awaiting itself).
+pub(crate) fn on_loop_thread_of(shared: &Arc<Shared>) -> bool {
+    RUNNING_LOOP.with(|running| {
+        running
+            .borrow()
+            .as_ref()
+            .is_some_and(|core| Arc::ptr_eq(&core.shared, shared))
+    })
 }

@@ -33,7 +33,7 @@ use super::state::{CANCELLED, COMPLETE, OUTCOME, RUNNING, SCHEDULED};
 /// table of these methods. This trait is also the seam for another kind of
 /// task (chapter 13 builds one in a single allocation): the loop needs only
 /// these four things of a task.
-pub(super) trait Runnable: Send + Sync {
+pub(crate) trait Runnable: Send + Sync {
     /// Polls the task once (or drops it if cancelled). Takes the `Arc` by
     /// value: the turn in the queue owned one reference, and the poll may
     /// hand it back to the queue (woken during its own poll).
@@ -50,23 +50,25 @@ pub(super) trait Runnable: Send + Sync {
 
 /// A task as whoever waits for its output sees it: the output type is
 /// known, the future's type is erased. A [`TaskRef<T>`] holds one.
-pub(super) trait Joinable<T>: Runnable {
+pub(crate) trait Joinable<T>: Runnable {
     /// The outcome if it is there (taken, so only once), or `Pending` with
     /// `cx`'s waker kept to be woken when it is.
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskFailure>>;
 }
 
 /// The part of a task that does not depend on its future's type.
-pub(super) struct Header {
+pub(crate) struct Header {
     /// The state bits of [`state`](super::state), shared with every thread
     /// that may wake the task: the only field of a task that a wake from
     /// another thread reads or writes, besides the queue it pushes to.
-    pub(super) state: AtomicU8,
+    pub(crate) state: AtomicU8,
     /// Where this task sits in the loop's list of live tasks (an index into
-    /// `LoopCore::tasks`, reused after the task ends).
-    pub(super) slot: usize,
+    /// `LoopCore::tasks`, reused after the task ends). A `u32`: four billion
+    /// live tasks are enough, and it packs beside `state`, which keeps
+    /// chapter 13's task in a smaller heap block.
+    pub(crate) slot: u32,
     /// A number for humans (printing, ordering): 1, 2, 3 … in spawn order.
-    pub(super) id: u64,
+    pub(crate) id: u64,
     /// How many [`TaskRef`]s (and so `JoinHandle`s) exist. When none is
     /// left, nobody can ever take the outcome, so it is dropped as soon as
     /// it is stored, on the loop thread, where a panicking `Drop` of the
@@ -74,11 +76,11 @@ pub(super) struct Header {
     /// the task's last reference, wherever that is: a waker on another
     /// thread, or the loop's list of live tasks mid-pass, where a panic
     /// would escape the loop and strand the pass.
-    pub(super) handles: AtomicUsize,
+    pub(crate) handles: AtomicUsize,
     /// The loop's run queue, where this task's wakes push it. An `Arc`,
     /// since a waker may outlive the loop: pushing to a closed queue is
     /// then harmless (it drops the turn).
-    pub(super) shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// Why a task has no output: it was cancelled (or its loop closed), or it
@@ -446,7 +448,7 @@ where
 /// catching a panic and reporting it as `what`, so that it cannot escape
 /// the loop. The panic's payload is user code too: if *its* `Drop` panics,
 /// that second payload is leaked rather than dropped again.
-pub(super) fn catch_reporting(what: &str, user_code: impl FnOnce()) {
+pub(crate) fn catch_reporting(what: &str, user_code: impl FnOnce()) {
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(user_code)) {
         report_panic(what, &*payload);
         if let Err(inner) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
