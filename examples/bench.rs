@@ -29,6 +29,10 @@
 //! * W7 `docs`: E000-4 itself: three tasks of 3, 2 and 1 one-second sleeps
 //!   take 3 s; how far past 3 s?
 //! * W8 `gather`: waiting for 100,000 children at once.
+//! * W9 `queue`: 1,000,000 items through a `Queue(1024)` from one task to
+//!   another (chapter 11): what a put and a get cost, waits included.
+//! * W10 `lock`: two tasks taking a `Lock` in turn 1,000,000 times, each
+//!   holding it across a yield, so every take waits and is handed over.
 //! * W11 `echo`: 100 connections each doing 1,000 round trips of 64 bytes
 //!   with an echo server on the same loop, over loopback sockets: what one
 //!   round trip through the selector costs when many are in flight.
@@ -45,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use tiny_asyncio::ch10_measure::ProcStatus;
 use tiny_asyncio::cli::{Cli, Opt};
-use tiny_asyncio::{JoinHandle, ThreadPool, gather, run, sleep, timeout, yield_now};
+use tiny_asyncio::{JoinHandle, Lock, Queue, ThreadPool, gather, run, sleep, timeout, yield_now};
 
 /// `--task safe`: spawn chapter 5's task rather than chapter 13's.
 static SAFE_TASK: AtomicBool = AtomicBool::new(false);
@@ -86,6 +90,8 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("precision", w6_precision),
     ("docs", w7_docs),
     ("gather", w8_gather),
+    ("queue", w9_queue),
+    ("lock", w10_lock),
     #[cfg(unix)]
     ("echo", w11_echo),
     #[cfg(unix)]
@@ -104,7 +110,7 @@ const CLI: Cli = Cli::new(
 }])
 .operand(
     "WORKLOAD",
-    "run only this one: spawn, sleepers, timeouts, pingpong, blocking, precision, docs or gather",
+    "run only this one: spawn, sleepers, timeouts, pingpong, blocking, precision, docs, gather, queue, lock, echo or latency",
 );
 
 fn main() {
@@ -560,6 +566,77 @@ fn w12_latency() -> (f64, String) {
             at(0.99).as_secs_f64() * 1e6,
             mean.as_secs_f64() * 1e6,
             each[each.len() - 1].as_secs_f64() * 1e6
+        ),
+    )
+}
+
+/// W9: 1,000,000 items through a `Queue(1024)`, one task putting, another
+/// getting; checks the sum.
+fn w9_queue() -> (f64, String) {
+    const N: u64 = 1_000_000;
+    let (wall, sum) = in_task(async {
+        let queue = Arc::new(Queue::new(1024));
+        let start = Instant::now();
+        let consumer = {
+            let queue = queue.clone();
+            spawn(async move {
+                let mut sum = 0u64;
+                for _ in 0..N {
+                    sum += queue.get().await;
+                }
+                sum
+            })
+        };
+        for i in 0..N {
+            queue.put(i).await;
+        }
+        let sum = consumer.await.expect("the W9 consumer failed");
+        (start.elapsed(), sum)
+    });
+    let ok = sum == N * (N - 1) / 2;
+    let wall_s = wall.as_secs_f64();
+    (
+        wall_s,
+        format!("ns_per_item={:.0} sum_ok={ok}", wall_s * 1e9 / N as f64),
+    )
+}
+
+/// W10: two tasks take a `Lock` in turn, 500,000 times each (1,000,000
+/// takes), each holding it across a `yield_now`, so that the other is
+/// always waiting and every release hands the lock over.
+fn w10_lock() -> (f64, String) {
+    const TAKES: u32 = 1_000_000;
+    let (wall, count) = in_task(async {
+        let lock = Arc::new(Lock::new());
+        let count = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let start = Instant::now();
+        let takers: Vec<_> = (0..2)
+            .map(|_| {
+                let (lock, count) = (lock.clone(), count.clone());
+                spawn(async move {
+                    for _ in 0..TAKES / 2 {
+                        let _guard = lock.lock().await;
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for taker in takers {
+            taker.await.expect("a W10 task failed");
+        }
+        (
+            start.elapsed(),
+            count.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    });
+    let wall_s = wall.as_secs_f64();
+    (
+        wall_s,
+        format!(
+            "ns_per_op={:.0} takes_ok={}",
+            wall_s * 1e9 / f64::from(TAKES),
+            count == TAKES
         ),
     )
 }

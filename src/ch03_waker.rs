@@ -55,6 +55,10 @@
 //! `Waker`s that `block_on` hands out here, and chapter 5's event loop gives
 //! each task its own `ArcWake` type.
 
+// Unsafe code is allowed only on the items that build and implement the
+// waker vtable, each marked `#[allow(unsafe_code)]`.
+#![deny(unsafe_code)]
+
 use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -130,17 +134,40 @@ impl Deref for WakerRef<'_> {
     }
 }
 
-/// The four vtable functions for one `W`, as an associated constant so that
-/// `&VTable::<W>::VTABLE` is a `&'static` table the compiler makes for us.
-/// (Its address is not promised to be unique across compilation units, so
-/// `Waker::will_wake` may now and then answer "no" for the same waker; that
-/// only costs a clone.)
+/// The four vtable functions for one `W`, and the one table that holds them.
+///
+/// **One address per waker kind.** [`Waker::will_wake`] says "same waker"
+/// only when both the data pointer *and the vtable's address* are equal, and
+/// every "keep the stored waker if it will wake the same task" shortcut (the
+/// timer's, the `JoinHandle`'s, `gather`'s) rests on it. So every waker for
+/// one `W` must point at the *same* table: the one `waker_from_arc` and
+/// `waker_ref` hand out, and the one `clone_raw` hands to each clone.
+///
+/// Rust has no generic `static` (`static VTABLE<W>` is not allowed), so the
+/// table is an associated `const`, and `&Self::VTABLE` is a constant the
+/// compiler places in memory for us. A constant is *not* promised one
+/// address: every compiled copy of a function that takes `&Self::VTABLE`
+/// may get its own copy of the table. In a release build, small functions
+/// are copied into each code-generation unit that calls them, so the waker
+/// a task is polled with and a clone of it made in the timer's code pointed
+/// at two equal tables at two addresses, and `will_wake` said "no" on every
+/// re-poll (issue 12, fault 4: correct, but a clone and a drop each time).
+///
+/// The cure is to take the address in exactly one place, [`VTable::get`],
+/// and to forbid copying that place: `#[inline(never)]` keeps one compiled
+/// instance of `get::<W>` per crate, so one table, one address. Every path
+/// below asks `get` and never names `VTABLE` itself. (Two crates that both
+/// make wakers for the same `W` may still each have their instance; then
+/// `will_wake` across them answers "no", which only costs a clone. A
+/// non-generic waker could use a real `static`; the task waker of chapter 5
+/// is generic over its future, so this is the tool that fits all.)
 struct VTable<W>(PhantomData<W>);
 
 // The four functions are `unsafe fn` because `RawWakerVTable` demands it:
 // each trusts that `data` is the pointer it was built with.
 #[allow(unsafe_code)]
 impl<W: ArcWake> VTable<W> {
+    /// The table's contents. Never take `&VTABLE` anywhere but in `get`.
     const VTABLE: RawWakerVTable = RawWakerVTable::new(
         Self::clone_raw,
         Self::wake_raw,
@@ -148,6 +175,10 @@ impl<W: ArcWake> VTable<W> {
         Self::drop_raw,
     );
 
+    /// The one address of `W`'s table. The `#[inline(never)]` is load
+    /// bearing: inlined, each copy of this function could carry its own
+    /// copy of the table (see the type's docs), and `will_wake` would fail.
+    #[inline(never)]
     fn get() -> &'static RawWakerVTable {
         &Self::VTABLE
     }

@@ -53,7 +53,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use crate::ch03_waker::lock;
-use crate::ch05_event_loop::{Handle, TaskFailure, TaskRef, expect_running_loop, panic_message};
+use crate::ch04_timer::Timer;
+use crate::ch05_event_loop::{
+    Handle, TaskFailure, TaskRef, expect_running_loop, panic_message, try_running_loop,
+};
 
 /// Why a task gave no result.
 pub struct JoinError {
@@ -203,6 +206,11 @@ struct CellInner<T> {
     /// Kept alive until the result is in (see [`JoinCell::hold_until_complete`]):
     /// chapter 9 parks the loop's `KeepAwake` guard here.
     held: Vec<Box<dyn Any + Send>>,
+    /// The loops kept awake for this result, each by its own `KeepAwake`
+    /// (in `held`) and named here by its timer (every loop has its own), so
+    /// that a loop is counted once however often it polls the handle (see
+    /// [`JoinCell::keep_loop_awake`]).
+    awake_loops: Vec<Timer>,
 }
 
 impl<T> JoinCell<T> {
@@ -213,6 +221,7 @@ impl<T> JoinCell<T> {
                 result: None,
                 waker: None,
                 held: Vec::new(),
+                awake_loops: Vec::new(),
             }),
             finished: AtomicBool::new(false),
             id: AtomicU64::new(0),
@@ -232,7 +241,7 @@ impl<T> JoinCell<T> {
     /// Fills the cell (the first result wins; later ones are ignored) and
     /// wakes the awaiter, outside the lock.
     pub fn complete(&self, result: Result<T, JoinError>) {
-        let (waker, held) = {
+        let (waker, held, awake_loops) = {
             // 1. Under the lock, so two completions cannot both win.
             let mut inner = lock(&self.inner);
             // 2. Someone was first (a job's result after its abort, say):
@@ -244,8 +253,13 @@ impl<T> JoinCell<T> {
             //    poll sees either both or neither.
             inner.result = Some(result);
             self.finished.store(true, Ordering::Release);
-            // 4. Take out the awaiter's waker and whatever was held.
-            (inner.waker.take(), std::mem::take(&mut inner.held))
+            // 4. Take out the awaiter's waker, whatever was held, and the
+            //    loops kept awake.
+            (
+                inner.waker.take(),
+                std::mem::take(&mut inner.held),
+                std::mem::take(&mut inner.awake_loops),
+            )
         };
         // 5. Wake outside the lock: the wake may run the awaiting loop's
         //    code, which polls the handle, which takes this lock.
@@ -254,6 +268,7 @@ impl<T> JoinCell<T> {
         }
         // Let go of what was held only once the result is delivered.
         drop(held);
+        drop(awake_loops);
     }
 
     /// Keeps `thing` alive until the cell gets its result (at once if it
@@ -271,6 +286,30 @@ impl<T> JoinCell<T> {
         } else {
             inner.held.push(thing);
         }
+    }
+
+    /// Keeps the loop `running` awake (its [`KeepAwake`](crate::ch05_event_loop::KeepAwake))
+    /// until the cell gets its result, once per loop: calling it again for
+    /// the same loop does nothing, and so does calling it on a finished cell.
+    ///
+    /// Chapter 9's pool calls it for the loop that submits a job; the
+    /// handle's `poll` calls it for the loop that awaits it. They are
+    /// usually one loop, but a handle made in one loop may be awaited in
+    /// another (issue 12, fault 5), and then the awaiting loop is the one
+    /// that must not jump its virtual clock, or declare a deadlock, while
+    /// the job runs.
+    pub fn keep_loop_awake(&self, running: &Handle) {
+        let mut inner = lock(&self.inner);
+        if self.is_finished()
+            || inner
+                .awake_loops
+                .iter()
+                .any(|timer| timer.same_timer(running.timer()))
+        {
+            return;
+        }
+        inner.awake_loops.push(running.timer().clone());
+        inner.held.push(Box::new(running.keep_awake()));
     }
 
     /// Whether a result has been put in the cell (taken or not).
@@ -406,6 +445,61 @@ impl<T> JoinHandle<T> {
     }
 }
 
+impl<T: Send + 'static> JoinHandle<T> {
+    /// A handle that can cancel the task but not take its result (tokio's
+    /// `JoinHandle::abort_handle`). Chapter 11's `TaskGroup` keeps one per
+    /// child, so that it can cancel children whose `JoinHandle`s it gave
+    /// away.
+    pub fn abort_handle(&self) -> AbortHandle {
+        let abort: Arc<dyn Fn() + Send + Sync> = match &self.source {
+            Source::Task(task) => {
+                let task = task.clone();
+                Arc::new(move || task.cancel())
+            }
+            Source::Cell(source) => {
+                let (cell, cancelled, id) =
+                    (source.cell.clone(), source.cancelled.clone(), source.id);
+                Arc::new(move || {
+                    cancelled.store(true, Ordering::Release);
+                    cell.complete(Err(JoinError::cancelled(id)));
+                })
+            }
+        };
+        AbortHandle {
+            id: self.id(),
+            abort,
+        }
+    }
+}
+
+/// Cancels a task without owning its result: what
+/// [`JoinHandle::abort_handle`] gives. Cloning it is cheap; aborting
+/// through it is [`JoinHandle::abort`].
+#[derive(Clone)]
+pub struct AbortHandle {
+    id: u64,
+    /// The handle's own `abort`, with the result type erased.
+    abort: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl AbortHandle {
+    /// Cancels the task, as [`JoinHandle::abort`] does.
+    pub fn abort(&self) {
+        (self.abort)();
+    }
+
+    /// The task's number.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortHandle").field("id", &self.id).finish()
+    }
+}
+
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
@@ -425,7 +519,19 @@ impl<T> Future for JoinHandle<T> {
             }),
             // Other work: the same protocol, over a cell that a worker
             // thread fills (see `JoinCell::poll_take`).
-            Source::Cell(job) => job.cell.poll_take(cx, job.id),
+            Source::Cell(job) => {
+                let cell = &job.cell;
+                let poll = cell.poll_take(cx, job.id);
+                if poll.is_pending() {
+                    // Whoever fills the cell works outside any loop: the
+                    // loop that waits here must stay awake for it, even
+                    // when the work was started from another loop.
+                    if let Ok(running) = try_running_loop() {
+                        cell.keep_loop_awake(&running);
+                    }
+                }
+                poll
+            }
         }
     }
 }

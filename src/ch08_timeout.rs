@@ -222,12 +222,15 @@ impl<F: Future> Future for Timeout<F> {
         let after = *this
             .after
             .get_or_insert_with(|| deadline.saturating_sub(ch04_timer::now()));
-        // 2. The deadline first: at a tie it wins, as in asyncio. The
-        //    sleep's first poll also registers its timer before the inner
-        //    future's first poll registers any, so at the deadline's
-        //    instant ours fires first. A later poll (re)registers our
-        //    waker, so a `Pending` here is a promise the timer will wake us.
-        if Pin::new(&mut this.sleep).poll(cx).is_ready() {
+        // 2. The deadline first: at a tie it wins, as in asyncio. Asked
+        //    directly first: a sleep that is due at its first poll yields
+        //    once (asyncio's `sleep(0)`, chapter 4), but a deadline that has
+        //    passed must give `Elapsed` now, not after a yield. Not due: the
+        //    sleep's poll registers its timer, before the inner future's
+        //    first poll registers any, so at the deadline's instant ours
+        //    fires first; a later poll (re)registers our waker, so a
+        //    `Pending` here is a promise the timer will wake us.
+        if this.sleep.is_elapsed() || Pin::new(&mut this.sleep).poll(cx).is_ready() {
             // Cancel by dropping, before anyone hears about the timeout.
             this.future = None;
             return Poll::Ready(Err(Elapsed {

@@ -75,11 +75,16 @@
 //!   that would be wrong: real work takes real time, and the task waiting
 //!   for it must not find that ten virtual seconds went by. So a job
 //!   submitted from inside a running loop carries that loop's
-//!   [`KeepAwake`] guard, held by the job's cell
-//!   (`JoinCell::hold_until_complete`): it is released only after the cell
-//!   is filled (and the waiting task queued), so the clock stays put until
-//!   the task has seen the result. An aborted job's handle resolves at once,
-//!   and so the clock is free at once, while the job finishes unobserved.
+//!   [`KeepAwake`](crate::ch05_event_loop::KeepAwake) guard, held by the
+//!   job's cell (`JoinCell::keep_loop_awake`): it is released only after
+//!   the cell is filled (and the waiting task queued), so the clock stays
+//!   put until the task has seen the result. An aborted job's handle
+//!   resolves at once, and so the clock is free at once, while the job
+//!   finishes unobserved. A handle awaited in another loop than the one
+//!   that submitted it (or made outside any loop) keeps the awaiting loop
+//!   awake too, from its first `Pending` poll: that is the loop whose task
+//!   waits, and a virtual clock there must not jump, nor the loop declare a
+//!   deadlock, while the job runs (issue 12, fault 5).
 //! * **Pictures.** A job submitted from inside a loop that is tracing (the
 //!   appendix module [`trace`](crate::trace)) records `JobStart` and
 //!   `JobEnd` with its worker's name, so the loop's picture gets one row per
@@ -118,7 +123,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 use crate::ch03_waker::lock;
-use crate::ch05_event_loop::{Handle, KeepAwake, TraceSink, expect_running_loop, try_running_loop};
+use crate::ch05_event_loop::{Handle, TraceSink, expect_running_loop, try_running_loop};
 use crate::ch06_join::{JoinCell, JoinError, JoinHandle};
 use crate::trace::Event;
 
@@ -247,18 +252,14 @@ impl ThreadPool {
         T: Send + 'static,
     {
         let running = try_running_loop().ok();
-        let keep_awake = running.as_ref().map(Handle::keep_awake);
-        self.submit(f, keep_awake, running.as_ref().and_then(tracing))
+        let trace = running.as_ref().and_then(tracing);
+        self.submit(f, running, trace)
     }
 
-    /// Queues `f` (with the loop's keep-awake guard and trace sink, if any)
-    /// and starts a worker for it if every existing worker is busy.
-    fn submit<F, T>(
-        &self,
-        f: F,
-        keep_awake: Option<KeepAwake>,
-        trace: Option<TraceSink>,
-    ) -> JoinHandle<T>
+    /// Queues `f` (keeping the submitting loop, if any, awake, and with its
+    /// trace sink) and starts a worker for it if every existing worker is
+    /// busy.
+    fn submit<F, T>(&self, f: F, running: Option<Handle>, trace: Option<TraceSink>) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -267,10 +268,11 @@ impl ThreadPool {
         let cell = JoinCell::new();
         cell.set_task_id(id);
         let cancelled = Arc::new(AtomicBool::new(false));
-        if let Some(keep_awake) = keep_awake {
+        if let Some(running) = &running {
             // Released when the handle resolves: when the job's result is
-            // delivered, or at once if the job is aborted.
-            cell.hold_until_complete(Box::new(keep_awake));
+            // delivered, or at once if the job is aborted. (A loop that
+            // awaits the handle is kept awake the same way at its poll.)
+            cell.keep_loop_awake(running);
         }
         let ticket = Ticket {
             cell: cell.clone(),
@@ -576,8 +578,6 @@ where
     T: Send + 'static,
 {
     let handle = expect_running_loop("run_in_executor");
-    let keep_awake = handle.keep_awake();
-    DefaultPool::of(&handle)
-        .pool
-        .submit(f, Some(keep_awake), tracing(&handle))
+    let trace = tracing(&handle);
+    DefaultPool::of(&handle).pool.submit(f, Some(handle), trace)
 }

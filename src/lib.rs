@@ -35,6 +35,7 @@ pub mod ch07_gather;
 pub mod ch08_timeout;
 pub mod ch09_pool;
 pub mod ch10_measure;
+pub mod ch11_sync;
 #[cfg(unix)]
 pub mod ch12_net;
 pub mod ch13_raw_task;
@@ -58,6 +59,10 @@ pub use ch06_join::{JoinError, JoinHandle};
 pub use ch07_gather::{ReturnWhen, as_completed, gather, try_gather, wait};
 pub use ch08_timeout::{Elapsed, timeout, timeout_at};
 pub use ch09_pool::{ThreadPool, run_in_executor};
+pub use ch11_sync::{
+    Event, Lock, LockGuard, Queue, QueueEmpty, QueueFull, Semaphore, SemaphorePermit, TaskGroup,
+    TaskGroupError,
+};
 #[cfg(unix)]
 pub use ch12_net::{LineReader, TcpListener, TcpStream};
 pub use ch13_raw_task::spawn;

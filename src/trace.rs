@@ -119,6 +119,11 @@ pub struct Recorder {
     on: AtomicBool,
     records: Mutex<Vec<Record>>,
     names: Mutex<BTreeMap<u64, String>>,
+    /// Whether the recording under way began while tasks may have been
+    /// alive: set by [`Recorder::take`] (the next recording starts over in
+    /// the middle of the program) and by [`Recorder::begin_mid_life`].
+    /// Handed to the [`Trace`] as [`Trace::begins_mid_life`].
+    mid_life: AtomicBool,
 }
 
 impl Recorder {
@@ -136,6 +141,14 @@ impl Recorder {
     /// Starts (or stops) keeping records.
     pub fn set_on(&self, on: bool) {
         self.on.store(on, Ordering::Relaxed);
+    }
+
+    /// Says that the recording under way began while tasks were alive (the
+    /// loop switched tracing on in the middle of a run): its trace is then
+    /// checked as one that [`begins_mid_life`](Trace::begins_mid_life).
+    /// [`Recorder::take`] does this by itself for the recording after it.
+    pub fn begin_mid_life(&self) {
+        self.mid_life.store(true, Ordering::Relaxed);
     }
 
     /// Keeps a record, if switched on.
@@ -170,11 +183,23 @@ impl Recorder {
     }
 
     /// Everything recorded so far, and the names given so far; the records
-    /// start over (the names stay, for the tasks still alive).
+    /// start over (the names stay, for the tasks still alive). The next
+    /// recording begins in the middle of the program's life, and its trace
+    /// says so ([`Trace::begins_mid_life`]).
     pub fn take(&self) -> Trace {
-        let records = std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()));
+        let (records, begins_mid_life) = {
+            let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            // Under the records' lock, so no record lands between the
+            // take and the mark: everything after it is the next recording.
+            let begins_mid_life = self.mid_life.swap(true, Ordering::Relaxed);
+            (std::mem::take(&mut *records), begins_mid_life)
+        };
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Trace { records, names }
+        Trace {
+            records,
+            names,
+            begins_mid_life,
+        }
     }
 }
 
@@ -185,6 +210,13 @@ pub struct Trace {
     pub records: Vec<Record>,
     /// Names given to tasks (unnamed tasks are "task N", task 0 "main").
     pub names: BTreeMap<u64, String>,
+    /// Whether the recording began while tasks were already alive (after an
+    /// earlier `take`, or tracing switched on mid-run). Then a task's first
+    /// record need not be its `Spawned`: it may be anywhere in its life,
+    /// even in the middle of a poll, and [`Trace::check_invariants`] takes
+    /// that into account. `false` (the default) for a recording that began
+    /// before the first task.
+    pub begins_mid_life: bool,
 }
 
 impl Trace {
@@ -224,6 +256,9 @@ impl Trace {
 enum Life {
     /// Not seen yet (a task must be spawned first).
     Unborn,
+    /// Alive when a mid-life recording began, and not seen since: it may be
+    /// queued, waiting, or in the middle of a poll (see rule 8).
+    Unknown,
     /// Spawned or woken: waiting for its next poll.
     Queued,
     /// Being polled; `woken` if it was woken during this poll.
@@ -266,12 +301,31 @@ impl Trace {
     ///    followed by the `JobEnd` of the same job before its next
     ///    `JobStart`.
     ///
+    /// 8. **A recording may begin mid-life** ([`Trace::begins_mid_life`]):
+    ///    a task whose first record is not `Spawned` (the main future too)
+    ///    was alive before it, somewhere in its life. Its first record is
+    ///    then taken as the next step of *some* life the rules allow: a
+    ///    `PollStart` (it was queued), a `PollEnd` (its poll began before
+    ///    the recording; then no other poll may have started in the
+    ///    recording before it, by rule 2), a `Woken`, a `Done` (its ready
+    ///    poll ended before), a `Cancelled` or `Closed`. From there every
+    ///    rule holds as usual, except that a `PollEnd { ready: false }` of a
+    ///    poll that began before the recording may be followed by a poll
+    ///    without a recorded wake (the wake may have come before the
+    ///    recording did). Likewise a pool thread's first record may be the
+    ///    `JobEnd` of a job that started before. In a trace that begins at
+    ///    the start, a task that was never spawned is still refused.
+    ///
     /// A trace may stop anywhere (a task still asleep when it was taken):
     /// unfinished lives are fine.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut lives: BTreeMap<u64, Life> = BTreeMap::new();
         let mut polling: Option<u64> = None;
+        // Rule 8: a poll that ends without having started in the recording
+        // began before it, and then it must be the first poll recorded.
+        let mut a_poll_started: Option<u64> = None;
         let mut jobs: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut threads_seen: std::collections::BTreeSet<&str> = Default::default();
         let mut last_at = Duration::ZERO;
         for (index, record) in self.records.iter().enumerate() {
             let Record { at, task, event } = record;
@@ -288,31 +342,70 @@ impl Trace {
             // Rule 7: pool threads, one job at a time.
             match event {
                 Event::JobStart { thread, job } => {
+                    threads_seen.insert(thread);
                     if let Some(running) = jobs.insert(thread, *job) {
                         return fail(format!("thread {thread} is still running job {running}"));
                     }
                     continue;
                 }
                 Event::JobEnd { thread, job } => {
+                    let first_seen = threads_seen.insert(thread);
                     match jobs.remove(thread.as_str()) {
                         Some(started) if started == *job => {}
                         Some(started) => {
                             return fail(format!("thread {thread} is running job {started}"));
                         }
+                        // Rule 8: the job began before the recording.
+                        None if self.begins_mid_life && first_seen => {}
                         None => return fail(format!("job {job} never started on {thread}")),
                     }
                     continue;
                 }
                 _ => {}
             }
-            let initial = if *task == MAIN {
-                Life::Queued
-            } else {
-                Life::Unborn
+            // Where the task is when we first meet it: the main future is
+            // queued by `run_until_complete`, another task must be spawned
+            // first; in a mid-life recording, anything not being spawned
+            // now was alive already (rule 8).
+            let initial = match (*task, event) {
+                (MAIN, _) if self.begins_mid_life => Life::Unknown,
+                (MAIN, _) => Life::Queued,
+                (_, Event::Spawned) => Life::Unborn,
+                _ if self.begins_mid_life => Life::Unknown,
+                _ => Life::Unborn,
             };
             let life = lives.entry(*task).or_insert(initial);
+            if *event == Event::PollStart {
+                a_poll_started.get_or_insert(*task);
+            }
             let next = match (*life, event) {
                 (Life::Ended, _) => return fail("the task had already ended".to_string()),
+                // Rule 8: the first record of a task alive before a mid-life
+                // recording.
+                (Life::Unknown, Event::Spawned) if *task != MAIN => {
+                    return fail("spawned, but it was alive before the recording".to_string());
+                }
+                (Life::Unknown, Event::PollEnd { ready }) => {
+                    // Its poll began before the recording: nobody else can
+                    // have been polled since (one poll at a time).
+                    if let Some(other) = a_poll_started {
+                        return fail(format!(
+                            "its poll began before the recording, but task {other} was polled \
+                             since: two polls at once"
+                        ));
+                    }
+                    match (ready, *task == MAIN) {
+                        (true, true) => Life::Queued,
+                        (true, false) => Life::Finishing,
+                        // Woken during the unrecorded part of the poll, or
+                        // not: either may be true, so a poll may follow.
+                        (false, _) => Life::Queued,
+                    }
+                }
+                // Woken mid-poll or between polls: still not known which.
+                (Life::Unknown, Event::Woken { .. }) => Life::Unknown,
+                (Life::Unknown, Event::Done) if *task != MAIN => Life::Ended,
+                (Life::Unknown, Event::Cancelled | Event::Closed) if *task != MAIN => Life::Ended,
                 (_, Event::Spawned) if *task == MAIN => {
                     return fail("the main future is never spawned".to_string());
                 }
@@ -325,7 +418,7 @@ impl Trace {
                 ) => {
                     return fail("its poll returned Ready, so Done must come next".to_string());
                 }
-                (Life::Queued, Event::PollStart) => {
+                (Life::Queued | Life::Unknown, Event::PollStart) => {
                     if let Some(other) = polling {
                         return fail(format!("task {other} was being polled"));
                     }

@@ -22,7 +22,7 @@ use common::*;
 use proptest::prelude::*;
 use tiny_asyncio::ch03_waker::{ArcWake, waker_from_arc};
 use tiny_asyncio::ch04_timer::{self, Clock, EnterGuard, TICK, Timer};
-use tiny_asyncio::{block_on, sleep, sleep_until};
+use tiny_asyncio::{Sleep, block_on, sleep, sleep_until};
 
 const SECOND: Duration = Duration::from_secs(1);
 const MICRO: Duration = Duration::from_micros(1);
@@ -338,22 +338,51 @@ fn next_deadline_finds_a_real_deadline_beside_a_never() {
     assert!(poll_with(nap.as_mut(), &driver).is_ready());
 }
 
-/// `sleep_until` a time already past, and `sleep(0)`, are ready at the first
-/// poll without registering anything.
+/// `sleep_until` a time already past, `sleep_until(now)` and `sleep(0)` yield
+/// once, as `asyncio.sleep(0)` does (issue 14): the first poll wakes the
+/// polling task itself and says `Pending` (to the back of the run queue),
+/// registers nothing; the next poll is ready. (Until issue 14 they were ready
+/// at the first poll, so a translated `await asyncio.sleep(0)` let no other
+/// task run.)
 #[test]
-fn sleep_until_the_past_and_sleep_zero_are_ready_at_once() {
+fn sleep_until_the_past_and_sleep_zero_yield_once_then_are_ready() {
     let (clock, timer, _guard) = virtual_timer();
-    let driver = lone_probe();
     clock.advance_to(5 * SECOND);
     let mut past = pin!(sleep_until(2 * SECOND));
     assert!(past.is_elapsed());
-    assert!(poll_with(past.as_mut(), &driver).is_ready());
-    let mut now = pin!(sleep_until(5 * SECOND));
-    assert!(poll_with(now.as_mut(), &driver).is_ready());
-    let mut zero = pin!(sleep(Duration::ZERO));
-    assert!(poll_with(zero.as_mut(), &driver).is_ready());
-    assert_eq!(timer.pending(), 0);
+    let now = pin!(sleep_until(5 * SECOND));
+    let zero = pin!(sleep(Duration::ZERO));
+    let sleeps: [Pin<&mut Sleep>; 3] = [past.as_mut(), now, zero];
+    for (i, mut nap) in sleeps.into_iter().enumerate() {
+        let driver = lone_probe();
+        assert!(
+            poll_with(nap.as_mut(), &driver).is_pending(),
+            "sleep {i}: the first poll yields"
+        );
+        assert_eq!(wakes(&driver), 1, "sleep {i}: it woke its own task");
+        assert_eq!(timer.pending(), 0, "sleep {i}: a yield needs no timer");
+        assert!(
+            poll_with(nap.as_mut(), &driver).is_ready(),
+            "sleep {i}: ready at the second poll"
+        );
+        assert_eq!(wakes(&driver), 1);
+    }
+    assert_eq!(clock.now(), 5 * SECOND, "a yield takes no time");
+}
+
+/// A sleep that is due only later is not the yield: once woken at its
+/// deadline, its next poll is ready without a second yield.
+#[test]
+fn a_sleep_that_came_due_while_registered_is_ready_without_a_yield() {
+    let (clock, timer, _guard) = virtual_timer();
+    let driver = lone_probe();
+    let mut nap = pin!(sleep(SECOND));
+    assert!(poll_with(nap.as_mut(), &driver).is_pending());
     assert_eq!(wakes(&driver), 0);
+    let (now, fired) = step(&clock, &timer);
+    assert_eq!((now, fired), (SECOND, 1));
+    assert!(poll_with(nap.as_mut(), &driver).is_ready());
+    assert_eq!(wakes(&driver), 1, "woken by the timer only");
 }
 
 /// Only the latest poll's waker is woken: polled with A, then B, the timer
@@ -473,10 +502,15 @@ proptest! {
             .collect();
         let mut woken_at = vec![None; sleeps.len()];
         for (i, nap) in sleeps.iter_mut().enumerate() {
-            if poll_with(nap.as_mut(), &probes[i]).is_ready() {
-                prop_assert_eq!(deadlines_us[i], 0, "only a deadline of 0 is ready at 0");
+            prop_assert!(poll_with(nap.as_mut(), &probes[i]).is_pending(), "a first poll is never ready");
+            if deadlines_us[i] == 0 {
+                // Due at its first poll: a yield (asyncio's sleep(0)). It
+                // woke itself once; the next poll is ready.
+                prop_assert_eq!(wakes(&probes[i]), 1);
+                prop_assert!(poll_with(nap.as_mut(), &probes[i]).is_ready());
                 woken_at[i] = Some(Duration::ZERO);
-                order.lock().unwrap().push(i);
+            } else {
+                prop_assert_eq!(wakes(&probes[i]), 0);
             }
         }
         while timer.next_deadline().is_some() {

@@ -10,7 +10,8 @@
 
 mod common;
 
-use std::future::{pending, poll_fn};
+use std::future::{Future, pending, poll_fn};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
@@ -859,4 +860,180 @@ fn block_on_inside_a_running_loop_is_refused_with_a_clear_message() {
         inner.contains("already running an executor (block_on)"),
         "{inner}"
     );
+}
+
+// ------------------------------------------------- a task's waker identity
+
+/// Issue 12, fault 4, through a task: the clone of its waker kept at one
+/// poll `will_wake` the waker of its next poll, so the timer, a
+/// `JoinHandle` or `gather` keep their stored waker instead of cloning on
+/// every re-poll. The default test profile hid the fault; `.ci/run` runs
+/// this test with `--release` too.
+#[test]
+fn will_wake_recognises_a_tasks_waker_from_one_poll_to_the_next() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let answers = event_loop.run_until_complete(async {
+        let (tx, rx) = std::sync::mpsc::channel();
+        spawn_detached(async move {
+            let mut kept: Option<Waker> = None;
+            poll_fn(|cx| match &kept {
+                None => {
+                    kept = Some(cx.waker().clone());
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Some(old) => {
+                    tx.send(old.will_wake(cx.waker())).unwrap();
+                    Poll::Ready(())
+                }
+            })
+            .await;
+        });
+        yield_now().await;
+        yield_now().await;
+        rx.try_iter().collect::<Vec<bool>>()
+    });
+    assert_eq!(
+        answers,
+        [true],
+        "the task's second poll came with a waker its first poll's clone does not recognise"
+    );
+}
+
+// ------------------------------- a sleep belongs to the loop that awaits it
+
+/// Issue 12, fault 5: a `sleep` made in one virtual loop and awaited in
+/// another follows the loop that polls it, as asyncio's `sleep` binds to the
+/// loop that awaits it. It used to wait on the first loop's timer, which
+/// nothing moved, and the second loop panicked "no timer is set".
+#[test]
+fn a_sleep_made_in_one_virtual_loop_ends_on_the_clock_of_the_loop_that_awaits_it() {
+    let made_in = EventLoop::with_virtual_clock();
+    let nap = made_inside(&made_in, || sleep(secs(5)));
+    let awaited_in = EventLoop::with_virtual_clock();
+    awaited_in.run_until_complete(nap);
+    assert_eq!(
+        awaited_in.time(),
+        secs(5),
+        "five seconds on the awaiting loop's clock"
+    );
+    assert_eq!(
+        made_in.time(),
+        Duration::ZERO,
+        "the loop it was made in did not move"
+    );
+}
+
+/// A sleep half run in one loop, then awaited in another, keeps the time it
+/// still had to run, and lets go of its entry on the first loop's timer.
+#[test]
+fn a_sleep_moved_to_another_loop_mid_way_keeps_the_time_it_had_left() {
+    let first = EventLoop::with_virtual_clock();
+    let mut nap = made_inside(&first, || sleep(secs(10)));
+    first.run_until_complete(async {
+        // Poll the sleep once here (it registers on this loop's timer), then
+        // let four seconds pass.
+        let mut polled = false;
+        poll_fn(|cx| {
+            if !polled {
+                polled = true;
+                assert!(Pin::new(&mut nap).poll(cx).is_pending());
+            }
+            Poll::Ready(())
+        })
+        .await;
+        sleep(secs(4)).await;
+    });
+    assert_eq!(first.time(), secs(4));
+    assert_eq!(
+        first.handle().timer().pending(),
+        1,
+        "registered on the first loop"
+    );
+    let second = EventLoop::with_virtual_clock();
+    second.run_until_complete(async {
+        sleep(secs(1)).await;
+        (&mut nap).await;
+    });
+    assert_eq!(second.time(), secs(1 + 6), "six seconds were left");
+    assert_eq!(
+        first.handle().timer().pending(),
+        0,
+        "the move cancelled the first loop's entry"
+    );
+}
+
+/// A sleep made on a virtual clock and awaited on a real one ends after
+/// (at least) its length of real time, instead of hanging on a clock
+/// nothing moves.
+#[test]
+fn a_sleep_made_on_a_virtual_loop_ends_in_real_time_on_a_real_loop() {
+    let nap = made_inside(&EventLoop::with_virtual_clock(), || sleep(ms(30)));
+    let started = Instant::now();
+    within(
+        secs(30),
+        "a virtual loop's sleep awaited on a real loop",
+        move || {
+            EventLoop::new().run_until_complete(nap);
+        },
+    );
+    assert!(
+        started.elapsed() >= ms(30),
+        "ended early: {:?}",
+        started.elapsed()
+    );
+}
+
+// --------------------------------------------------------- sleep(0) yields
+
+/// Issue 14: `sleep(Duration::ZERO)`, like `asyncio.sleep(0)`, always yields:
+/// the task goes to the back of the run queue. A `sleep_until` of a time
+/// already reached does the same. CPython 3.11 prints, for the same program
+/// (`sleep(0)` and `sleep(-1)` in place of the two sleeps):
+/// `zero before, past before, b 0, zero after, past after, b 1, b 2`.
+/// (Until issue 14 both sleeps were ready at once, and neither let `b` run.)
+#[test]
+fn sleep_zero_and_a_past_deadline_yield_to_the_back_of_the_queue_as_asyncio_sleep_0() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let journal = Notes::default();
+    let j = journal.clone();
+    event_loop.run_until_complete(async move {
+        let done = Countdown::new(3);
+        let (j1, d1) = (j.clone(), done.clone());
+        spawn_detached(async move {
+            j1.note("zero before");
+            sleep(Duration::ZERO).await;
+            j1.note("zero after");
+            d1.count_down();
+        });
+        let (j2, d2) = (j.clone(), done.clone());
+        spawn_detached(async move {
+            j2.note("past before");
+            sleep_until(Duration::ZERO).await;
+            j2.note("past after");
+            d2.count_down();
+        });
+        let (j3, d3) = (j.clone(), done.clone());
+        spawn_detached(async move {
+            for i in 0..3 {
+                j3.note(format!("b {i}"));
+                sleep(Duration::ZERO).await;
+            }
+            d3.count_down();
+        });
+        done.wait().await;
+    });
+    assert_eq!(
+        journal.lines(),
+        [
+            "zero before",
+            "past before",
+            "b 0",
+            "zero after",
+            "past after",
+            "b 1",
+            "b 2"
+        ]
+    );
+    assert_eq!(event_loop.time(), Duration::ZERO, "a yield takes no time");
 }

@@ -94,7 +94,7 @@ fn wait_for(gate: Arc<Gate>, spin: Duration, open_myself: bool) -> impl Future<O
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(cases(128)))]
 
     /// No lost wake-up: whoever sets a task's condition and then wakes it
     /// (the main future, another task, another thread, or the task itself
@@ -167,7 +167,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     /// At most once in the queue: a task woken k times while it is queued
     /// (from the loop thread or from k other threads) is polled exactly
@@ -352,7 +352,7 @@ async fn run_steps(steps: Vec<Step>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     /// Poll count ≤ wakes + 1: a task is polled once when spawned and at
     /// most once per wake after that, whoever wakes it (itself, its
@@ -446,7 +446,7 @@ fn spawn_numbered(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     /// FIFO: tasks run their first poll in the order they were spawned,
     /// whoever spawned them (the main future or other tasks) and whatever

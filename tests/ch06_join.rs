@@ -604,3 +604,31 @@ fn a_handle_from_a_cell_resolves_from_outside_work_and_its_abort_sets_the_flag()
     assert!(flag_seen);
     assert_eq!(event_loop.time(), Duration::ZERO);
 }
+
+#[test]
+fn a_task_that_drops_the_last_handle_to_itself_in_its_own_poll_does_not_hang() {
+    // The task is handed its own JoinHandle and drops it while it runs
+    // (chapter 11's TaskGroup children do the same with their AbortHandle):
+    // the last handle going must not wait for the task's own lock.
+    let ended = within(secs(10), "a task dropping its own last handle", || {
+        let event_loop = EventLoop::with_virtual_clock();
+        event_loop.run_until_complete(async {
+            let slot = Arc::new(Mutex::new(None::<JoinHandle<u32>>));
+            let inner = slot.clone();
+            let handle = spawn(async move {
+                yield_now().await;
+                let me = inner.lock().unwrap().take();
+                drop(me);
+                7
+            });
+            *slot.lock().unwrap() = Some(handle);
+            // Nobody holds a handle now but the task itself; wait for it
+            // to end by watching the loop's count of live tasks.
+            while event_loop.live_tasks() > 0 {
+                yield_now().await;
+            }
+        });
+        event_loop.live_tasks()
+    });
+    assert_eq!(ended, 0);
+}

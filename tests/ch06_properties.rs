@@ -79,7 +79,7 @@ fn outcome(result: Result<usize, JoinError>) -> Result<usize, String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     /// Each JoinHandle resolves exactly once, to its task's fate: the value
     /// if it returned (also when an abort came too late), a panic error if
@@ -172,7 +172,7 @@ async fn program(sleeps_ms: Vec<u64>) -> Duration {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     /// Sequential waits add up, concurrent waits take the longest: random
     /// programs (each a sequence of sleeps in ms). As tasks, each program

@@ -88,7 +88,7 @@ fn longest(spec: &[(u64, u32)]) -> Duration {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     /// For any child durations, gather's output is in input order (child i
     /// returns i) and the gather ends exactly when the slowest child does.

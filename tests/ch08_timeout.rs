@@ -399,3 +399,28 @@ fn e004_3_timeout_at_made_outside_the_loop_reports_the_time_it_gave_on_the_loops
     assert_eq!(error.after(), secs(2));
     assert_eq!(event_loop.time(), secs(7));
 }
+
+/// Issue 12, fault 5: a `timeout` made in one loop and awaited in another
+/// runs on the awaiting loop's clock, its inner sleep too: the deadline
+/// elapses there, three seconds after it is first polled, and an inner
+/// future that is quicker wins there. It used to wait on the first loop's
+/// timer, and the second loop panicked "no timer is set".
+#[test]
+fn a_timeout_made_in_one_loop_runs_on_the_clock_of_the_loop_that_awaits_it() {
+    let made_in = EventLoop::with_virtual_clock();
+    let (too_slow, quick) = made_inside(&made_in, || {
+        (
+            timeout(secs(3), pending::<()>()),
+            timeout(secs(3), sleep(secs(1))),
+        )
+    });
+    let awaited_in = EventLoop::with_virtual_clock();
+    let elapsed = awaited_in.run_until_complete(too_slow).unwrap_err();
+    assert_eq!(awaited_in.time(), secs(3));
+    assert_eq!((elapsed.after(), elapsed.deadline()), (secs(3), secs(3)));
+    let also = EventLoop::with_virtual_clock();
+    also.run_until_complete(quick)
+        .expect("the inner sleep of 1 s wins");
+    assert_eq!(also.time(), secs(1));
+    assert_eq!(made_in.time(), Duration::ZERO);
+}

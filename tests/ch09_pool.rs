@@ -327,6 +327,10 @@ fn aborting_a_running_job_lets_it_finish_and_drops_its_result() {
 /// helper thread opens only once the queued jobs' handles have resolved,
 /// which the drop does before it joins.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads kernel thread ids from /proc, which Miri does not emulate"
+)]
 fn dropping_a_pool_joins_its_threads_and_cancels_queued_jobs() {
     let pool = ThreadPool::new(2);
     let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
@@ -385,6 +389,10 @@ fn dropping_a_pool_joins_its_threads_and_cancels_queued_jobs() {
 
 /// Closing a loop drops its default pool and joins the pool's threads.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads kernel thread ids from /proc, which Miri does not emulate"
+)]
 fn closing_the_loop_joins_the_default_pools_threads() {
     let event_loop = EventLoop::new();
     let (tid, alive, size) = event_loop.run_until_complete(async {
@@ -552,7 +560,7 @@ fn ex_1_computing_in_a_task_holds_the_loop_and_the_pool_frees_it() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(cases(24)))]
 
     /// For any pool size and any number of jobs: each job runs exactly
     /// once, each handle gets its own job's result, and no more than `n`
@@ -618,4 +626,43 @@ fn aborting_a_running_job_releases_the_virtual_clock_at_once() {
         began.elapsed()
     );
     go.send(()).ok();
+}
+
+/// Issue 12, fault 5: a pool job's handle made in one loop and awaited in
+/// another keeps the *awaiting* loop awake while the job runs: its virtual
+/// clock does not jump past a task's 1 s sleep, and it does not declare a
+/// deadlock, while the job still has its result to give. (It used to hold
+/// only the submitting loop's KeepAwake: the awaiting loop jumped to 1 s,
+/// then panicked "deadlock".)
+#[test]
+fn a_job_handle_awaited_in_another_loop_keeps_that_loop_awake_until_the_result() {
+    let made_in = EventLoop::with_virtual_clock();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let handle = made_inside(&made_in, move || {
+        run_in_executor(move || {
+            let _ = go_rx.recv_timeout(Duration::from_secs(10));
+            7
+        })
+    });
+    let awaited_in = EventLoop::with_virtual_clock();
+    let (answer, seen_at) = awaited_in.run_until_complete(async move {
+        let sleeper = spawn(sleep(Duration::from_secs(1)));
+        // Let the job finish only after the loop had time to (wrongly) jump.
+        let releaser = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            go.send(()).ok();
+        });
+        let answer = handle.await.expect("the job returns");
+        let seen_at = get_running_loop().time();
+        sleeper.await.unwrap();
+        releaser.join().unwrap();
+        (answer, seen_at)
+    });
+    assert_eq!(answer, 7);
+    assert_eq!(
+        seen_at,
+        Duration::ZERO,
+        "the clock jumped while the job ran"
+    );
+    assert_eq!(awaited_in.time(), Duration::from_secs(1));
 }

@@ -41,10 +41,6 @@
 //!   side's loop breaks ties by registration order, so this class is
 //!   normalized away rather than counted (see its docstring).
 //!
-//! * `TEMPORARY sleep-zero` (issue 14, divergence 2, being fixed on another
-//!   branch): asyncio's `sleep(0)` always yields; until ours does, a
-//!   program with a zero sleep may differ. Remove with `ALLOW_SLEEP_ZERO`.
-//!
 //! Constructs that differ on purpose and are never generated: awaiting a
 //! task twice (asyncio returns the result again; our `JoinHandle` panics
 //! on a poll after `Ready`, chapter 6), `CancelledError` handlers that
@@ -88,12 +84,6 @@ fn skip_loudly(why: &str) {
 
 /// The asyncio side, compiled into the test so it always matches it.
 const ASYNCIO_SIDE: &str = include_str!("differential/asyncio_side.py");
-
-/// TEMPORARY allowance (issue 14, divergence 2): asyncio's `sleep(0)`
-/// always yields, ours does not yet; another branch fixes it. Programs with
-/// a zero sleep that differ pass as `TEMPORARY sleep-zero` until then.
-/// Remove it (and its use in `classify`) once the fix is merged.
-const ALLOW_SLEEP_ZERO: bool = true;
 
 /// The sleep that ends main in programs with a gather or a timeout: longer
 /// than any chain of sleeps a program can make (at most 6 steps of 5 units
@@ -627,12 +617,6 @@ fn classify(program: &Program, asyncio: &[String], ours: &[String]) -> Verdict {
     }
     if program.has_inline_children() && same_instant_by_instant(&asyncio, &ours) {
         classes.push("inline-children");
-        return Verdict::Explained(classes);
-    }
-    // TEMPORARY (divergence 2, another helper's fix in chapter 4):
-    // asyncio's sleep(0) always yields.
-    if ALLOW_SLEEP_ZERO && program.steps().any(|s| *s == Step::Sleep(0)) {
-        classes.push("TEMPORARY sleep-zero");
         return Verdict::Explained(classes);
     }
     Verdict::Unexplained(format!("classes tried: {classes:?}"))

@@ -543,7 +543,7 @@ fn record(at: u64, task: u64, event: Event) -> Record {
 fn check(records: Vec<Record>) -> Result<(), String> {
     Trace {
         records,
-        names: Default::default(),
+        ..Default::default()
     }
     .check_invariants()
 }
@@ -652,6 +652,178 @@ fn check_invariants_refuses_each_broken_rule_with_a_message() {
     .unwrap();
     assert_refused(vec![job(1, true), job(2, true)], "still running job 1");
     assert_refused(vec![job(1, false)], "never started");
+}
+
+/// Issue 12, fault 6: a recording that begins while tasks are alive (after
+/// `take_trace`, "the recording starts over") is checkable. Here the first
+/// take happens inside main's poll, with two tasks asleep and a pool job
+/// running; the second recording begins there, in the middle of every life,
+/// and both pass `check_invariants`. (The second was always refused: "the
+/// task was never spawned".)
+#[test]
+fn a_trace_that_begins_mid_life_after_take_trace_passes_the_checker() {
+    let event_loop = EventLoop::with_virtual_clock();
+    event_loop.enable_trace();
+    let first = event_loop.run_until_complete(async {
+        let a = spawn(async {
+            for _ in 0..3 {
+                sleep(secs(1)).await;
+            }
+        });
+        let b = spawn(async {
+            yield_now().await;
+            sleep(secs(2)).await;
+        });
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let job = run_in_executor(move || gate.recv().ok());
+        // (The job holds the virtual clock still until it ends: no sleep
+        // here, only turns, so that a and b get to their sleeps.)
+        yield_now().await;
+        yield_now().await;
+        // Mid-life: main is being polled, a and b sleep, the job runs.
+        let first = get_running_loop().tracer().take();
+        release.send(()).unwrap();
+        job.await.unwrap();
+        a.await.unwrap();
+        b.await.unwrap();
+        first
+    });
+    let second = event_loop.take_trace();
+    assert!(
+        !first.begins_mid_life,
+        "the first recording began before any task"
+    );
+    assert!(second.begins_mid_life);
+    first.check_invariants().unwrap();
+    second.check_invariants().unwrap();
+    // And it can be drawn: a well-formed SVG, one row per task it met and
+    // one for the pool thread.
+    let svg = second.to_timeline("mid-life").render_svg();
+    check_well_formed(&svg).unwrap();
+    assert_eq!(
+        svg.matches(r#"class="row""#).count(),
+        second.tasks().len() + 1
+    );
+    assert!(
+        !second.records.iter().any(|r| r.event == Event::Spawned),
+        "nothing was spawned in the second recording: it met every task mid-life"
+    );
+    assert!(
+        second
+            .records
+            .iter()
+            .any(|r| matches!(r.event, Event::JobEnd { .. }))
+    );
+}
+
+/// A mid-life recording is not a free pass: the rules still hold from each
+/// task's first record on, and a trace that begins at the start still
+/// refuses a task that was never spawned.
+#[test]
+fn a_mid_life_trace_still_refuses_broken_rules() {
+    use Event::*;
+    let mid_life = |records: Vec<Record>| {
+        Trace {
+            records,
+            begins_mid_life: true,
+            ..Default::default()
+        }
+        .check_invariants()
+    };
+    let refused = |records: Vec<Record>, because: &str| {
+        let error = mid_life(records).expect_err("a broken trace must be refused");
+        assert!(error.contains(because), "{error:?} should say {because:?}");
+    };
+    // Sound: task 1 was mid-poll (its PollEnd comes first), main too; task
+    // 2 was asleep; a job was running on a pool thread.
+    let job_end = JobEnd {
+        thread: "pool-1".into(),
+        job: 4,
+    };
+    mid_life(vec![
+        record(0, 1, PollEnd { ready: false }),
+        record(0, 0, job_end.clone()),
+        record(
+            1,
+            2,
+            Woken {
+                by: WakeSource::Timer,
+            },
+        ),
+        record(1, 2, PollStart),
+        record(1, 2, PollEnd { ready: true }),
+        record(1, 2, Done),
+        record(1, 1, PollStart),
+        record(1, 1, PollEnd { ready: false }),
+    ])
+    .unwrap();
+    // Two polls at once: 2's poll started in the recording before 1's
+    // (begun before the recording) ended.
+    refused(
+        vec![
+            record(0, 2, PollStart),
+            record(0, 1, PollEnd { ready: false }),
+        ],
+        "two polls at once",
+    );
+    // A poll of its own without a wake, once its life is followed.
+    refused(
+        vec![
+            record(0, 1, PollStart),
+            record(0, 1, PollEnd { ready: false }),
+            record(0, 1, PollStart),
+        ],
+        "polled without a wake",
+    );
+    // Nothing after the end, even when the end is its first record.
+    refused(
+        vec![
+            record(0, 1, Done),
+            record(
+                0,
+                1,
+                Woken {
+                    by: WakeSource::Timer,
+                },
+            ),
+        ],
+        "already ended",
+    );
+    // Alive before the recording, then spawned in it.
+    refused(
+        vec![
+            record(
+                0,
+                1,
+                Woken {
+                    by: WakeSource::Timer,
+                },
+            ),
+            record(0, 1, Spawned),
+        ],
+        "alive before the recording",
+    );
+    // A job ending on a thread whose recorded job was another.
+    refused(
+        vec![
+            record(
+                0,
+                0,
+                JobStart {
+                    thread: "pool-1".into(),
+                    job: 5,
+                },
+            ),
+            record(0, 0, job_end),
+        ],
+        "running job 5",
+    );
+    // Begun at the start, the old rules stand.
+    assert_refused(vec![record(0, 1, PollStart)], "never spawned");
+    assert_refused(
+        vec![record(0, MAIN, PollEnd { ready: false })],
+        "no poll had started",
+    );
 }
 
 #[test]

@@ -491,7 +491,14 @@ impl EventLoop {
     /// Starts recording a trace of what the loop does (see the appendix
     /// module [`trace`]): spawns, polls, wakes and who woke,
     /// ends. Off by default.
+    ///
+    /// Switched on while tasks are alive, or from inside a run, the
+    /// recording begins mid-life: its trace says so, and is checked as one
+    /// that meets its tasks where their first records put them.
     pub fn enable_trace(&self) {
+        if self.core.live_tasks.get() > 0 || self.core.running.get() {
+            self.core.shared.trace.begin_mid_life();
+        }
         self.core.shared.trace.set_on(true);
     }
 

@@ -167,6 +167,23 @@ where
         }
     }
 
+    /// Whether this thread is inside this task's own poll: the body is
+    /// locked only while the loop polls the task (and for a few stores in
+    /// `end`, which run no user code), and only the loop thread polls, one
+    /// task at a time. So "locked, on the loop thread, RUNNING" means that
+    /// the code asking is the task's own future.
+    fn inside_own_poll(&self) -> bool {
+        let on_loop_thread = RUNNING_LOOP
+            .try_with(|running| {
+                running
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|core| Arc::ptr_eq(&core.shared, &self.header.shared))
+            })
+            .unwrap_or(false);
+        on_loop_thread && self.header.state.load(Ordering::Acquire) & RUNNING != 0
+    }
+
     /// Drops the future (if it is still there), then stores `outcome` and
     /// wakes whoever waits for it. In that order, always: when a handle
     /// resolves, nothing of the task's future is alive any more. The future
@@ -359,7 +376,17 @@ where
     // whichever comes second finds the outcome and drops it, exactly once.
     fn drop_unclaimed_outcome(&self) {
         let outcome = {
-            let mut body = lock(&self.body);
+            // A task may drop the last handle to itself inside its own
+            // poll (chapter 11's `TaskGroup` child does, as it counts
+            // itself out): the body is locked by that very poll, so
+            // waiting for the lock would wait for ever. Its outcome is not
+            // stored yet, and `end` will find no handle left and drop it.
+            let mut body = match self.body.try_lock() {
+                Ok(body) => body,
+                Err(std::sync::TryLockError::Poisoned(poison)) => poison.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if self.inside_own_poll() => return,
+                Err(std::sync::TryLockError::WouldBlock) => lock(&self.body),
+            };
             match std::mem::replace(&mut body.stage, Stage::Taken) {
                 Stage::Finished(outcome) => Some(outcome),
                 other => {
@@ -397,18 +424,7 @@ where
             Ok(body) => body,
             Err(std::sync::TryLockError::Poisoned(poison)) => poison.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => {
-                let on_loop_thread = RUNNING_LOOP
-                    .try_with(|running| {
-                        running
-                            .borrow()
-                            .as_ref()
-                            .is_some_and(|core| Arc::ptr_eq(&core.shared, &self.header.shared))
-                    })
-                    .unwrap_or(false);
-                // Only the loop thread polls, one task at a time: if this
-                // task is RUNNING and we are on the loop thread, we are
-                // inside its own poll.
-                if on_loop_thread && self.header.state.load(Ordering::Acquire) & RUNNING != 0 {
+                if self.inside_own_poll() {
                     panic!(
                         "task {} awaits its own output: a task cannot wait for itself to finish",
                         self.header.id

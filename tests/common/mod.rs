@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tiny_asyncio::ch05_event_loop::panic_message;
-use tiny_asyncio::get_running_loop;
+use tiny_asyncio::{EventLoop, get_running_loop};
 
 pub mod xml;
 
@@ -242,11 +242,20 @@ impl Gate {
 /// within `limit`: a lost wake (or a join that never returns) shows up as a
 /// hang, and this turns the hang into a clear failure instead of a stuck
 /// test run.
+///
+/// Under Miri (some hundred times slower) the limit is multiplied by
+/// [`MIRI_SLOWDOWN`]: a watchdog there guards against a hang, not against
+/// slowness (a 60 s limit failed under Miri when nothing was wrong).
 pub fn within<T: Send + 'static>(
     limit: Duration,
     what: &str,
     body: impl FnOnce() -> T + Send + 'static,
 ) -> T {
+    let limit = if cfg!(miri) {
+        limit * MIRI_SLOWDOWN
+    } else {
+        limit
+    };
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let _ = tx.send(body());
@@ -267,4 +276,36 @@ pub fn eventually(limit: Duration, condition: impl Fn() -> bool) -> bool {
         thread::sleep(Duration::from_millis(1));
     }
     condition()
+}
+
+/// Runs `make` inside `event_loop` (so a `sleep` or a `timeout` it makes
+/// reads that loop's clock, and a pool job is submitted from it) and hands
+/// back what it made, not awaited: for a future made in one loop and
+/// awaited in another (issue 12, fault 5).
+pub fn made_inside<T>(event_loop: &EventLoop, make: impl FnOnce() -> T) -> T {
+    event_loop.run_until_complete(async { make() })
+}
+
+/// How much longer a watchdog waits under Miri (see [`within`]).
+pub const MIRI_SLOWDOWN: u32 = 100;
+
+/// How many cases a property test runs: `n`; or `PROPTEST_CASES` when it
+/// is set (`.ci/valgrind` and `.ci/miri` set it small: an explicit
+/// `with_cases` would otherwise ignore it); or, under Miri without it, 4.
+pub fn cases(n: u32) -> u32 {
+    match std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(cases) => cases,
+        None if cfg!(miri) => 4,
+        None => n,
+    }
+}
+
+/// `n` iterations of a loop, or `small` of them under Miri: a race run two
+/// thousand times natively is run a few dozen times there (and `.ci/miri`
+/// runs it under several seeds, each a different interleaving).
+pub fn iterations(n: usize, small: usize) -> usize {
+    if cfg!(miri) { small } else { n }
 }
