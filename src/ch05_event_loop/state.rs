@@ -22,8 +22,11 @@
 //!
 //! The property tests in `tests/ch05_properties.rs` check these rules on
 //! random programs (at most once in the queue, exactly one more poll for
-//! wakes during a poll, never polled after `C`), and the trace appendix's
-//! `Trace::check_invariants` checks them on recordings of real runs.
+//! wakes during a poll, never polled after `C`). Seen from outside, in a
+//! recording of what the loop did, the same rules are checked by one
+//! checker, [`Trace::check_invariants`](crate::trace::Trace::check_invariants):
+//! the pictures' tests and the random programs of `tests/model.rs` both
+//! call it, so a rule written here is checked in one place.
 
 /// The task is in the run queue, or will be put back there when its
 /// current poll ends. *Rule:* set only by a wake that found it clear; a
