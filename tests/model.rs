@@ -832,8 +832,8 @@ impl<'a> Model<'a> {
                         if deadline == now && !matches!(adv, Adv::Pending(false)) {
                             // Does the poll that moves the inner block see
                             // the deadline too, or come before it? (The
-                            // inner block is polled first: ready in that
-                            // poll wins.) The loop's order decides.
+                            // deadline is looked at first: at a tie it
+                            // wins.) The loop's order decides.
                             self.tie(format!(
                                 "a timeout's inner block b{} moves at its deadline {now} ms",
                                 inner.block
