@@ -79,8 +79,9 @@
 //! **Limits, and what they cost.** Each child is boxed (`Pin<Box<F>>`: to
 //! poll a child it must be pinned, and boxing pins without `unsafe`) and has
 //! its waker in an `Arc`: two small allocations per child. A runtime that
-//! allows itself `unsafe` (futures' `FuturesUnordered`, behind tokio's
-//! `join_all` for long lists) puts the future inside its waker's allocation:
+//! allows itself `unsafe` (the `futures` crate's `FuturesUnordered`, behind
+//! `futures::future::join_all` for long lists) puts the future inside its
+//! waker's allocation:
 //! one. A parent woken for many children polls them all in one go, with no
 //! budget: a gather of a hundred thousand ready children is one long poll.
 //! [`gather!`](crate::gather!) boxes its few children too. And the

@@ -11,16 +11,29 @@
 //! [`Timeout`] is a race between two futures, written directly: the inner
 //! future, and a chapter 4 [`Sleep`] to the deadline. Each poll:
 //!
-//! 1. polls the inner future; if it is ready, that is the answer, `Ok`. The
-//!    inner future goes **first**, so one that is ready exactly at the
-//!    deadline wins (asyncio's `wait_for` also returns a result that is
-//!    already there);
-//! 2. else polls the sleep; if the deadline has passed, the inner future is
+//! 1. polls the sleep; if the deadline has passed, the inner future is
 //!    **dropped** (which cancels whatever it was waiting for: its own sleeps
 //!    unregister, a `JoinHandle` lets go) and then `Err(`[`Elapsed`]`)` is
-//!    returned;
+//!    returned. The deadline goes **first**, so at a tie (the inner future
+//!    would be ready at the very instant of the deadline) the deadline
+//!    wins, as in asyncio: `wait_for(sleep(0.05), 0.05)` raises
+//!    `TimeoutError` on CPython 3.11, 3.12 and 3.13, on a real clock too;
+//! 2. else polls the inner future; if it is ready, that is the answer, `Ok`;
 //! 3. else `Pending`. Both were polled with the same waker, so whichever is
 //!    ready first wakes us.
+//!
+//! Why the deadline first fits the virtual clock exactly: at the deadline's
+//! instant asyncio pops every timer due into one iteration. The timeout's
+//! callback was registered before the inner coroutine ran (its timers come
+//! later), so it runs first, and by the time the coroutine could resume it
+//! has been told to stop: in 3.12+ the task is cancelled
+//! (`asyncio.timeout`), in 3.11 `wait_for` finds its inner task not done.
+//! Our `Sleep` registers at the `Timeout`'s first poll, before the inner
+//! future's first poll, so its timer fires first too, and our task, woken
+//! by both, looks at the deadline first. (The one case where 3.11 lets the
+//! inner win a tie, an inner *task* whose last timer was registered before
+//! the `wait_for`'s own and which ends in one step, is not reproduced: the
+//! deadline wins it here, as it does in 3.12 and 3.13.)
 //!
 //! **The choices, written down.**
 //!
@@ -30,11 +43,12 @@
 //!   chapter 4's `sleep_until` does. (A `Timeout` made outside any loop,
 //!   as in `run_until_complete(timeout(d, f))`, is bound to the loop at its
 //!   first poll, as any such `Sleep` is: see chapter 4.)
-//! * A zero (or past) deadline on a future that is not ready gives `Elapsed`
-//!   at the first poll, with no wait; on a future that is ready at once it
-//!   gives `Ok` (the inner future is polled first). `Duration::MAX`, or any
-//!   deadline past what the clock can hold, means "never": chapter 4
-//!   saturates it, nothing panics or overflows.
+//! * A zero (or past) deadline gives `Elapsed` at the first poll, with no
+//!   wait, and the inner future is never polled: asyncio's
+//!   `wait_for(coro, 0)` never runs the coroutine either and raises
+//!   `TimeoutError`, even for one that would return at once (3.11-3.13).
+//!   `Duration::MAX`, or any deadline past what the clock can hold, means
+//!   "never": chapter 4 saturates it, nothing panics or overflows.
 //! * The inner future is held as `Option<Pin<Box<F>>>`: it must stay pinned
 //!   while it runs, and we must be able to drop it early by setting the
 //!   option to `None`. Boxing pins without `unsafe`; tokio's `Timeout`
@@ -43,9 +57,17 @@
 //! * Cancellation is the drop itself: synchronous, complete, and done
 //!   before `Elapsed` is returned. asyncio throws `CancelledError` into the
 //!   coroutine, which may run `finally:` blocks, even `await` in them; a
-//!   Rust future gets only its `Drop`. Wrapping a `JoinHandle` times out the
-//!   *wait*, not the task: dropping a handle detaches the task (chapter 6),
-//!   so call `abort()` on timeout if the task itself should stop.
+//!   Rust future gets only its `Drop`, so a whole tree of nested futures is
+//!   cancelled at once, where asyncio's handlers each take their turn.
+//! * Wrapping a `JoinHandle` times out the *wait*, not the task: dropping a
+//!   handle detaches the task (chapter 6). asyncio's `wait_for(task, t)`
+//!   cancels the task instead. To do that here, lend the handle,
+//!   `timeout(t, &mut handle)`, and on `Elapsed` call `handle.abort()`
+//!   (or await the handle again, to wait longer).
+//!
+//! **Checked against asyncio.** `tests/differential.rs` runs random
+//! programs with timeouts (ties at the deadline included) on CPython's
+//! asyncio and on our loop, and compares what they print.
 //!
 //! **What the next chapter needs from this one.** Nothing: chapter 9 turns
 //! to work that cannot be dropped halfway, blocking calls, and runs it on a
@@ -100,9 +122,10 @@ impl std::error::Error for Elapsed {}
 /// Waits for `future` for at most `duration`: asyncio's
 /// `await asyncio.wait_for(future, timeout=duration)` (E004-3).
 ///
-/// Gives `Ok(output)` if the future finishes by the deadline (fixed now,
-/// at this call), else `Err(Elapsed)` at the deadline, after dropping the
-/// future. See the module docs for the choices.
+/// Gives `Ok(output)` if the future finishes before the deadline (fixed
+/// now, at this call), else `Err(Elapsed)` at the deadline, after dropping
+/// the future; at a tie the deadline wins, as in asyncio. See the module
+/// docs for the choices.
 ///
 /// ```
 /// use std::time::Duration;
@@ -136,9 +159,9 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoF
 }
 
 /// Waits for `future` until loop time `deadline` (like [`sleep_until`]):
-/// `Ok(output)` if it finishes by then, else `Err(Elapsed)` at the deadline,
-/// after dropping the future. A deadline in the past gives `Elapsed` at the
-/// first poll, unless the future is ready at once.
+/// `Ok(output)` if it finishes before then, else `Err(Elapsed)` at the
+/// deadline, after dropping the future. A deadline in the past gives
+/// `Elapsed` at the first poll, without polling the future.
 pub fn timeout_at<F: IntoFuture>(deadline: Duration, future: F) -> Timeout<F::IntoFuture> {
     // Measured on the loop's clock: now if we are in a loop, else at the
     // first poll (when the sleep, too, learns which loop it belongs to).
@@ -199,18 +222,14 @@ impl<F: Future> Future for Timeout<F> {
         let after = *this
             .after
             .get_or_insert_with(|| deadline.saturating_sub(ch04_timer::now()));
-        // 2. The inner future first: ready at the deadline still counts.
-        //    Done means done: the sleep is dropped with us, cancelling its
-        //    timer entry.
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            this.future = None;
-            return Poll::Ready(Ok(output));
-        }
-        // 3. Then the clock. Asked directly first: a sleep that is due at
-        //    its first poll yields once (asyncio's `sleep(0)`, chapter 4),
-        //    but a deadline that has passed must give `Elapsed` now, not
-        //    after a yield. Not due: the sleep's poll also (re)registers our
-        //    waker, so a `Pending` here is a promise the timer will wake us.
+        // 2. The deadline first: at a tie it wins, as in asyncio. Asked
+        //    directly first: a sleep that is due at its first poll yields
+        //    once (asyncio's `sleep(0)`, chapter 4), but a deadline that has
+        //    passed must give `Elapsed` now, not after a yield. Not due: the
+        //    sleep's poll registers its timer, before the inner future's
+        //    first poll registers any, so at the deadline's instant ours
+        //    fires first; a later poll (re)registers our waker, so a
+        //    `Pending` here is a promise the timer will wake us.
         if this.sleep.is_elapsed() || Pin::new(&mut this.sleep).poll(cx).is_ready() {
             // Cancel by dropping, before anyone hears about the timeout.
             this.future = None;
@@ -219,7 +238,14 @@ impl<F: Future> Future for Timeout<F> {
                 deadline: this.sleep.deadline(),
             }));
         }
-        // 4. Neither yet: both hold our waker, the first to fire wins.
+        // 3. The deadline is still ahead: the inner future's turn. Done
+        //    means done: the sleep is dropped with us, cancelling its timer
+        //    entry.
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            this.future = None;
+            return Poll::Ready(Ok(output));
+        }
+        // 4. Neither yet: both hold our waker, the first to fire wakes us.
         Poll::Pending
     }
 }

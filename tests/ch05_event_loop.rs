@@ -785,6 +785,35 @@ fn run_on_the_real_clock_returns_the_output_and_closes_its_loop() {
     assert!(handle.time() >= Duration::from_millis(20));
 }
 
+/// E004-4 (seed 004, [기본 문법 정리], the `run` item): `asyncio.run(main())`
+/// makes an event loop, runs `main` on it to completion, returns its
+/// result, and closes the loop. No loop runs before or after, and a second
+/// `run` makes a new loop of its own.
+#[test]
+fn e004_4_run_makes_a_loop_runs_main_to_completion_returns_its_result_and_closes_the_loop() {
+    assert!(try_running_loop().is_err(), "no loop before run");
+    let (result, first) = run(async {
+        let running = get_running_loop();
+        assert!(running.is_running() && !running.is_closed());
+        yield_now().await;
+        ("main's result", running)
+    });
+    assert_eq!(result, "main's result");
+    assert!(first.is_closed(), "run closes its loop");
+    assert!(try_running_loop().is_err(), "no loop after run");
+    // A second run makes a new loop: the running one is not the first,
+    // which stays closed.
+    let running_while_first_closed =
+        run(async { (get_running_loop().to_string(), first.to_string()) });
+    assert_eq!(
+        running_while_first_closed,
+        (
+            "<EventLoop running=true closed=false debug=false>".to_string(),
+            "<EventLoop running=false closed=true debug=false>".to_string()
+        )
+    );
+}
+
 #[test]
 fn run_passes_a_panic_on_after_closing_the_loop() {
     let drops = Tally::default();

@@ -1,11 +1,14 @@
 //! Chapter 8's facts: seed 004's `wait_for` (E004-3) in exact virtual time,
-//! and the choices `timeout` documents: the inner future is polled first,
-//! dropped before `Elapsed` is returned, the deadline is fixed at the call,
+//! and the choices `timeout` documents: the deadline is looked at first (a
+//! tie goes to the deadline, as in asyncio), the inner future is dropped
+//! before `Elapsed` is returned, the deadline is fixed at the call,
 //! zero and huge durations behave. Ends with the property test.
 mod common;
 
 use std::future::{Future, pending, poll_fn};
 use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -91,49 +94,56 @@ fn e004_3_a_longer_job_is_dropped_at_three_seconds_then_elapsed_is_returned() {
     assert_eq!(event_loop.handle().timer().pending(), 0);
 }
 
-/// The inner future is polled first: one that is ready exactly at the
-/// deadline wins.
+/// The deadline is looked at first: a future that would be ready exactly
+/// at the deadline loses to it, as in asyncio, where
+/// `wait_for(sleep(3), 3)` raises `TimeoutError` (CPython 3.11-3.13, real
+/// clock too). The inner future is dropped at the deadline.
 #[test]
-fn a_future_ready_exactly_at_the_deadline_wins() {
+fn a_future_due_exactly_at_the_deadline_loses_to_it_as_in_asyncio() {
+    let log = Notes::default();
+    let event_loop = EventLoop::with_virtual_clock();
+    let result = event_loop
+        .run_until_complete(async { timeout(secs(3), job("tie", secs(3), log.clone())).await });
+    let error = result.unwrap_err();
+    assert_eq!(error.deadline(), secs(3));
+    assert_eq!(event_loop.time(), secs(3));
+    assert_eq!(
+        log.timed(),
+        [line(secs(0), "start tie"), line(secs(3), "dropped tie")]
+    );
+}
+
+/// Also when the inner future's timer was registered before the timeout's
+/// own (a sleep polled once before the timeout was made), so it fires
+/// first at the deadline's instant: the deadline still wins the tie.
+#[test]
+fn the_deadline_wins_a_tie_whichever_timer_was_registered_first() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let result = event_loop.run_until_complete(async {
+        let mut early = sleep_until(secs(3));
+        // Register the inner sleep now, before the timeout exists.
+        let first = poll_fn(|cx| Poll::Ready(Pin::new(&mut early).poll(cx))).await;
+        assert!(first.is_pending());
+        assert_eq!(get_running_loop().timer().pending(), 1);
+        timeout(secs(3), early).await
+    });
+    assert!(result.is_err(), "the deadline wins: {result:?}");
+    assert_eq!(event_loop.time(), secs(3));
+}
+
+/// One unit earlier is not a tie: the future wins.
+#[test]
+fn a_future_ready_just_before_the_deadline_wins() {
     let event_loop = EventLoop::with_virtual_clock();
     let result = event_loop.run_until_complete(async {
         timeout(secs(3), async {
-            sleep(secs(3)).await;
+            sleep(ms(2_999)).await;
             "just in time"
         })
         .await
     });
     assert_eq!(result, Ok("just in time"));
-    assert_eq!(event_loop.time(), secs(3));
-}
-
-/// Also when the timeout's own timer was registered first, so it fires
-/// first: the inner future's poll still comes first and finds its deadline
-/// passed.
-#[test]
-fn a_future_ready_at_the_deadline_wins_even_if_its_timer_was_registered_last() {
-    let event_loop = EventLoop::with_virtual_clock();
-    let result = event_loop.run_until_complete(async {
-        let mut started = false;
-        let mut inner = None;
-        timeout(
-            secs(3),
-            poll_fn(move |cx| {
-                // Register the inner sleep one poll late, after the
-                // timeout's own timer.
-                if !started {
-                    started = true;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                let sleep = inner.get_or_insert_with(|| sleep_until(secs(3)));
-                Pin::new(sleep).poll(cx)
-            }),
-        )
-        .await
-    });
-    assert_eq!(result, Ok(()));
-    assert_eq!(event_loop.time(), secs(3));
+    assert_eq!(event_loop.time(), ms(2_999));
 }
 
 #[test]
@@ -150,18 +160,29 @@ fn a_zero_timeout_on_a_pending_future_elapses_at_the_first_poll() {
         assert!(!timed.is_running(), "the inner future was dropped");
     });
     assert_eq!(event_loop.time(), Duration::ZERO);
-    assert_eq!(
-        log.timed(),
-        [line(secs(0), "start never"), line(secs(0), "dropped never")]
-    );
+    // Never polled, so its body never started: nothing to log, not even
+    // the drop note, which the body would have made first.
+    assert!(log.timed().is_empty(), "{:?}", log.timed());
 }
 
+/// asyncio's `wait_for(coro, 0)` never runs the coroutine and raises
+/// `TimeoutError` even when it would return at once (3.11-3.13); so does
+/// `timeout(0, future)`: the inner future is never polled.
 #[test]
-fn a_zero_timeout_on_a_ready_future_gives_its_output() {
+fn a_zero_timeout_never_polls_the_future_as_asyncios_wait_for_never_runs_it() {
+    let polled = Arc::new(AtomicBool::new(false));
+    let p = polled.clone();
     let event_loop = EventLoop::with_virtual_clock();
-    let result =
-        event_loop.run_until_complete(async { timeout(Duration::ZERO, async { 42 }).await });
-    assert_eq!(result, Ok(42));
+    let result = event_loop.run_until_complete(async move {
+        timeout(Duration::ZERO, async move {
+            p.store(true, SeqCst);
+            42
+        })
+        .await
+    });
+    assert_eq!(result.unwrap_err().after(), Duration::ZERO);
+    assert!(!polled.load(SeqCst), "the inner future must not be polled");
+    assert_eq!(event_loop.time(), Duration::ZERO);
 }
 
 /// `Duration::MAX` and other durations past what the clock holds mean
@@ -266,6 +287,30 @@ fn a_timed_out_join_handle_detaches_the_task_and_abort_stops_it() {
     assert_eq!(log.timed(), [line(secs(5), "detached task finished")]);
 }
 
+/// asyncio's `wait_for(task, t)` cancels the task when time runs out; our
+/// `timeout(t, handle)` detaches it. `timeout(t, &mut handle)` lends the
+/// handle instead: after `Elapsed` the task is still ours, to await again
+/// (here it finishes at 5 s) or to abort.
+#[test]
+fn a_timeout_of_a_borrowed_handle_keeps_the_task_to_await_again_or_abort() {
+    let event_loop = EventLoop::with_virtual_clock();
+    let (second_wait, aborted) = event_loop.run_until_complete(async {
+        let mut slow = spawn(async {
+            sleep(secs(5)).await;
+            "slow"
+        });
+        let mut stuck = spawn(pending::<()>());
+        assert!(timeout(secs(1), &mut slow).await.is_err());
+        assert!(timeout(secs(1), &mut stuck).await.is_err());
+        assert_eq!(get_running_loop().time(), secs(2));
+        stuck.abort();
+        (slow.await, stuck.await)
+    });
+    assert_eq!(second_wait.unwrap(), "slow");
+    assert!(aborted.unwrap_err().is_cancelled());
+    assert_eq!(event_loop.time(), secs(5));
+}
+
 #[test]
 #[should_panic(expected = "Timeout polled after it returned")]
 fn a_timeout_polled_after_completion_panics() {
@@ -297,10 +342,12 @@ fn a_timeout_of_a_send_future_can_be_spawned() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// `timeout(d, sleep(x))` is `Ok` exactly when x <= d, ends at
-    /// min(x, d), and drops the inner future exactly once, at that moment.
+    /// `timeout(d, sleep(x))` is `Ok` exactly when x < d (a tie goes to
+    /// the deadline), ends at min(x, d), and drops the inner future exactly
+    /// once, at that moment (a zero timeout never polls it, so its body
+    /// never starts).
     #[test]
-    fn timeout_of_a_sleep_is_ok_exactly_when_it_ends_by_the_deadline_and_drops_it_once(
+    fn timeout_of_a_sleep_is_ok_exactly_when_it_ends_before_the_deadline_and_drops_it_once(
         x in 0u64..50,
         d in 0u64..50,
     ) {
@@ -309,7 +356,7 @@ proptest! {
         let result = event_loop.run_until_complete(async {
             timeout(ms(d), job("inner", ms(x), log.clone())).await
         });
-        prop_assert_eq!(result.is_ok(), x <= d);
+        prop_assert_eq!(result.is_ok(), x < d);
         let end = ms(x.min(d));
         prop_assert_eq!(event_loop.time(), end);
         let drops: Vec<Duration> = log
@@ -318,7 +365,10 @@ proptest! {
             .filter(|(_, text)| text == "dropped inner")
             .map(|(at, _)| at)
             .collect();
-        prop_assert_eq!(drops, vec![end]);
+        // A zero timeout never polls the job, whose body (and drop note)
+        // never starts.
+        let expected = if d == 0 { vec![] } else { vec![end] };
+        prop_assert_eq!(drops, expected);
     }
 }
 

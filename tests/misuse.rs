@@ -182,7 +182,11 @@ fn run_inside_a_running_loop_is_refused_and_the_outer_loop_runs_on() {
     });
     assert_says(
         &message,
-        &["already running", "This event loop is already running"],
+        &[
+            "run: ",
+            "already running",
+            "RuntimeError: asyncio.run() cannot be called from a running event loop",
+        ],
     );
     assert_eq!(output.unwrap(), 5);
     assert_eq!(event_loop.time(), secs(1));

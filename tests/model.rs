@@ -832,8 +832,8 @@ impl<'a> Model<'a> {
                         if deadline == now && !matches!(adv, Adv::Pending(false)) {
                             // Does the poll that moves the inner block see
                             // the deadline too, or come before it? (The
-                            // inner block is polled first: ready in that
-                            // poll wins.) The loop's order decides.
+                            // deadline is looked at first: at a tie it
+                            // wins.) The loop's order decides.
                             self.tie(format!(
                                 "a timeout's inner block b{} moves at its deadline {now} ms",
                                 inner.block
@@ -1647,8 +1647,9 @@ fn check_timer_firings(firings: &[Firing]) -> Result<(), String> {
 
 /// The queue's rules, read from the loop's own trace records.
 ///
-/// The rules of a task's life (at most once in the queue, so polls ≤ wakes
-/// + 1; never polled after completion; one poll at a time; spawned first)
+/// The rules of a task's life (at most once in the queue, so at most one
+/// poll more than its wakes; never polled after completion; one poll at a
+/// time; spawned first)
 /// are checked by the one checker of them, the trace appendix's
 /// `Trace::check_invariants`, the same that the pictures' tests use; its
 /// rules are chapter 5's `state` bits seen from outside. On top of those,

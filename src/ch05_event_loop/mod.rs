@@ -580,6 +580,14 @@ impl ArcWake for MainWaker {
 /// from a running event loop`). A panic in `future` reaches the caller after
 /// the loop has been closed cleanly.
 pub fn run<F: Future>(future: F) -> F::Output {
+    // Refused before a loop is made, with asyncio.run's own words (not
+    // run_until_complete's "This event loop is already running").
+    assert!(
+        try_running_loop().is_err(),
+        "run: an event loop is already running on this thread, and a loop cannot block inside \
+         itself (asyncio: RuntimeError: asyncio.run() cannot be called from a running event \
+         loop). Await the future, or spawn it, instead"
+    );
     let event_loop = EventLoop::new();
     let output = panic::catch_unwind(AssertUnwindSafe(|| event_loop.run_until_complete(future)));
     event_loop.close();

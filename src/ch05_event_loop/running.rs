@@ -50,6 +50,7 @@ impl RunningGuard {
                 running.is_none(),
                 "run_until_complete: an event loop is already running on this thread, and a loop \
                  cannot block inside itself (asyncio: RuntimeError: This event loop is already \
+                 running; for another loop: Cannot run the event loop while another loop is \
                  running). Await the future, or spawn it, instead"
             );
         });
