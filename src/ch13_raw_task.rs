@@ -348,20 +348,22 @@ where
         header.shared.trace(header.id, || Event::PollStart);
         let running_as = RunningAs::enter(&header.shared, Runner::Task(header.id));
         let poll = {
+            // What the poll itself may reach (a wake, a spawn, the task's
+            // own handle) touches the header and the waker slot, never the
+            // stage.
             // SAFETY: this thread set RUNNING above, so by promise 2 no one
             // else touches the stage until the poll returns: the `&mut` is
-            // unique. (What the poll itself may reach, a wake, a spawn, the
-            // task's own handle, touches the header and the waker slot,
-            // never the stage.)
+            // unique.
             let stage = unsafe { &mut *self.stage.get() };
             let Stage::Future(future) = stage else {
                 unreachable!("a task that is not COMPLETE still has its future");
             };
-            // SAFETY: Pin's promise. The future is inside the `Arc`'s
-            // allocation, which does not move while `self` keeps it alive;
-            // this file never moves a `Stage::Future` out (it is only ever
-            // dropped in place, in `end` and `drop`), so once pinned here
-            // it stays at this address until its destructor runs.
+            // Pin's promise: the future is inside the `Arc`'s allocation,
+            // which does not move while `self` keeps it alive, and this
+            // file never moves a `Stage::Future` out (it is only ever
+            // dropped in place, in `end` and `drop`).
+            // SAFETY: so once pinned here, the future stays at this address
+            // until its destructor runs.
             let future = unsafe { Pin::new_unchecked(future) };
             panic::catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx)))
         };

@@ -106,12 +106,13 @@ pub fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> 
             "poll: more descriptors than nfds_t can count",
         )
     })?;
-    // SAFETY: `fds` is a valid, exclusively borrowed slice of `#[repr(C)]`
-    // `PollFd`s, the very layout of C's `struct pollfd`, and `count` is its
-    // length, so the kernel reads and writes only inside it. `poll` keeps
-    // no pointer after it returns, and the borrow outlives the call. (An
-    // empty slice passes a dangling but non-null, aligned pointer with
-    // `count` 0, which `poll` never dereferences.)
+    // `fds` is a valid, exclusively borrowed slice of `#[repr(C)]`
+    // `PollFd`s, the very layout of C's `struct pollfd`. (An empty slice
+    // passes a dangling but non-null, aligned pointer with `count` 0, which
+    // `poll` never dereferences.)
+    // SAFETY: the pointer and `count` describe exactly that slice, so the
+    // kernel reads and writes only inside it; `poll` keeps no pointer after
+    // it returns, and the borrow outlives the call.
     let ready = unsafe { c_poll(fds.as_mut_ptr(), count, timeout_ms(timeout)) };
     if ready < 0 {
         let error = io::Error::last_os_error();
