@@ -14,7 +14,8 @@
 //! * [`Event::Spawned`]: the task exists and waits for its first turn;
 //! * [`Event::PollStart`] and [`Event::PollEnd`]: the loop is running it;
 //! * [`Event::Woken`]: someone asked for another poll, and who: a timer, a
-//!   pool thread, another task, or the task itself (a `yield_now`);
+//!   pool thread, a socket found ready by the loop's selector (chapter 12),
+//!   another task, or the task itself (a `yield_now`);
 //! * [`Event::Cancelled`], [`Event::Done`], [`Event::Closed`]: its end;
 //! * [`Event::JobStart`] and [`Event::JobEnd`]: a blocking job on a pool
 //!   thread (chapter 9), drawn on that thread's own row.
@@ -47,6 +48,9 @@ pub enum WakeSource {
     Timer,
     /// Another thread, by name (a pool thread, say).
     Thread(String),
+    /// The loop's idler found a socket ready (chapter 12's selector, in
+    /// `poll(2)`), and woke the task waiting on it.
+    Socket,
 }
 
 impl fmt::Display for WakeSource {
@@ -56,6 +60,7 @@ impl fmt::Display for WakeSource {
             WakeSource::Task(id) => write!(f, "task {id}"),
             WakeSource::Timer => f.write_str("timer"),
             WakeSource::Thread(name) => write!(f, "thread {name}"),
+            WakeSource::Socket => f.write_str("socket"),
         }
     }
 }
@@ -591,6 +596,7 @@ fn wait_mark(by: &WakeSource, id: u64) -> Mark {
     match by {
         WakeSource::Timer => Mark::Timer,
         WakeSource::Thread(_) => Mark::Job,
+        WakeSource::Socket => Mark::Socket,
         WakeSource::Task(waker) if *waker == id => Mark::Queued,
         WakeSource::Task(_) => Mark::Task,
     }

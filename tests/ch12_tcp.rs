@@ -377,7 +377,8 @@ fn a_stream_moved_to_another_loop_follows_it() {
         });
         let second = EventLoop::new();
         let got = second.run_until_complete(async move {
-            let reader = spawn(async move {
+            // Chapter 6's spawn: its handle knows the task's trace number.
+            let reader = tiny_asyncio::ch06_join::spawn(async move {
                 let mut buf = [0u8; 5];
                 read_exact(&mut client, &mut buf).await.unwrap();
                 buf
@@ -568,4 +569,68 @@ fn e002_6_three_gets_from_a_server_that_delays_two_seconds_take_two_seconds_in_i
         "the three requests go out at once"
     );
     assert_eq!(at, secs(2), "2 s, not 6");
+}
+
+/// A task waiting on a socket is drawn as waiting on a socket: the wake the
+/// selector gives it is credited to the socket (not to a thread, as if it
+/// were a pool job), and its row shows `Mark::Socket` for exactly the time
+/// the peer kept it waiting (1 s of virtual time).
+#[test]
+fn a_wait_on_a_socket_is_traced_and_drawn_as_a_socket_wait() {
+    use tiny_asyncio::timeline::Mark;
+    use tiny_asyncio::trace::{Event, WakeSource};
+    let (trace, reader) = within(Duration::from_secs(30), "socket trace", || {
+        let event_loop = EventLoop::with_virtual_clock();
+        event_loop.enable_trace();
+        let sink = event_loop.handle().tracer();
+        let reader = event_loop.run_until_complete(async {
+            let (mut listener, addr) = listener();
+            let client = TcpStream::connect(addr).await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            // Chapter 6's spawn: its handle knows the task's trace number.
+            let reader = tiny_asyncio::ch06_join::spawn(async move {
+                let mut buf = [0u8; 5];
+                read_exact(&mut server, &mut buf).await.unwrap();
+                buf
+            });
+            let writer = spawn(async move {
+                let mut client = client;
+                sleep(secs(1)).await;
+                client.write_all(b"hello").await.unwrap();
+            });
+            let id = reader.id();
+            assert_eq!(&reader.await.unwrap(), b"hello");
+            writer.await.unwrap();
+            id
+        });
+        event_loop.close();
+        (sink.take(), reader)
+    });
+    let reader_wakes: Vec<(Duration, WakeSource)> = trace
+        .of_task(reader)
+        .filter_map(|r| match &r.event {
+            Event::Woken { by } => Some((r.at, by.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reader_wakes, [(secs(1), WakeSource::Socket)]);
+    let picture = trace.to_timeline("socket");
+    let name = trace.name_of(reader);
+    let row = picture
+        .rows
+        .iter()
+        .find(|row| row.name == name)
+        .expect("the reader has a row");
+    let waits: Vec<(Duration, Duration)> = row
+        .spans
+        .iter()
+        .filter(|s| s.mark == Mark::Socket)
+        .map(|s| (s.start, s.end))
+        .collect();
+    assert_eq!(waits, [(Duration::ZERO, secs(1))]);
+    assert!(
+        row.spans.iter().all(|s| s.mark != Mark::Job),
+        "the reader never waited on a job:\n{}",
+        picture.render_text(80)
+    );
 }

@@ -577,7 +577,7 @@ fn picture_args_show_writes_the_svg() {
 // ---------------------------------------------------------------------------
 // The scaling rule as a property.
 
-const MARKS: [Mark; 7] = Mark::ALL;
+const MARKS: &[Mark] = &Mark::ALL;
 
 /// A length from a few nanoseconds to tens of seconds, so one picture mixes
 /// spans far below one column with spans of many.

@@ -441,7 +441,13 @@ impl EventLoop {
             }
             // Nor may time pass while a socket has something to say: ask
             // the idler (chapter 12's selector) to look, without waiting.
-            if core.shared.idler().look() > 0 {
+            // Its wakes are drawn as socket waits: mark the idler as the
+            // one running while it looks.
+            let looked = {
+                let _looking = RunningAs::enter(&core.shared, Runner::Idler);
+                core.shared.idler().look()
+            };
+            if looked > 0 {
                 return;
             }
             {
@@ -478,6 +484,9 @@ impl EventLoop {
             }
             queue.parked = true;
         }
+        // Whatever the idler wakes while it waits (a ready socket's task),
+        // the trace credits to the idler.
+        let _waiting = RunningAs::enter(&core.shared, Runner::Idler);
         core.shared.idler().wait();
     }
 

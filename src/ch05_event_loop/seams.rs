@@ -45,6 +45,9 @@ pub(crate) enum Runner {
     Task(u64),
     /// The loop is firing virtual timers: their wakes come from the timer.
     Timer,
+    /// The loop is in its [`Idler`] (chapter 12's selector): a wake now
+    /// comes from a socket found ready.
+    Idler,
 }
 
 thread_local! {
@@ -66,6 +69,7 @@ pub(crate) fn wake_source() -> WakeSource {
     match NOW_RUNNING.try_with(Cell::get).ok().flatten() {
         Some(Runner::Timer) => WakeSource::Timer,
         Some(Runner::Task(task)) => WakeSource::Task(task),
+        Some(Runner::Idler) => WakeSource::Socket,
         None if on_timer_thread() => WakeSource::Timer,
         None => match std::thread::current().name() {
             Some(name) => WakeSource::Thread(name.to_string()),

@@ -19,6 +19,7 @@
 //! | [`Mark::Blocked`] | `▓` | `=` | a thread stuck in a blocking call (`time.sleep`, a pool job) |
 //! | [`Mark::Queued`]  | `▒` | `+` | ready, waiting in the run queue for its turn |
 //! | [`Mark::Job`]     | `~` | `~` | waiting for a blocking job on a thread pool |
+//! | [`Mark::Socket`]  | `:` | `:` | waiting for a socket to be ready (chapter 12) |
 //! | [`Mark::Task`]    | `·` | `-` | waiting for another task to finish |
 //! | [`Mark::Timer`]   | `░` | `.` | asleep on a timer (`asyncio.sleep`) |
 //! | [`Mark::Idle`]    | ` ` | ` ` | idle (a pool thread with no work) |

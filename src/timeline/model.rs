@@ -22,6 +22,9 @@ pub enum Mark {
     Timer,
     /// Waiting for a blocking job on a thread pool (`run_in_executor`).
     Job,
+    /// Waiting for a socket to be ready (chapter 12: `sock_recv`,
+    /// `sock_accept`, a stream's read): woken by the loop's selector.
+    Socket,
     /// Waiting for another task to finish (awaiting a `JoinHandle`, `gather`).
     Task,
     /// A thread blocked in a blocking call: a synchronous sleep, or a pool
@@ -46,11 +49,12 @@ pub enum Glyphs {
 impl Mark {
     /// Every mark, highest [precedence](Mark::precedence) first: the order of
     /// the legend.
-    pub const ALL: [Mark; 7] = [
+    pub const ALL: [Mark; 8] = [
         Mark::Running,
         Mark::Blocked,
         Mark::Queued,
         Mark::Job,
+        Mark::Socket,
         Mark::Task,
         Mark::Timer,
         Mark::Idle,
@@ -63,10 +67,11 @@ impl Mark {
     /// one in the same cell stays visible.
     pub fn precedence(self) -> u8 {
         match self {
-            Mark::Running => 6,
-            Mark::Blocked => 5,
-            Mark::Queued => 4,
-            Mark::Job => 3,
+            Mark::Running => 7,
+            Mark::Blocked => 6,
+            Mark::Queued => 5,
+            Mark::Job => 4,
+            Mark::Socket => 3,
             Mark::Task => 2,
             Mark::Timer => 1,
             Mark::Idle => 0,
@@ -80,6 +85,7 @@ impl Mark {
             Mark::Blocked => ('▓', '='),
             Mark::Queued => ('▒', '+'),
             Mark::Job => ('~', '~'),
+            Mark::Socket => (':', ':'),
             Mark::Task => ('·', '-'),
             Mark::Timer => ('░', '.'),
             Mark::Idle => (' ', ' '),
@@ -97,6 +103,7 @@ impl Mark {
             Mark::Blocked => "blocked",
             Mark::Queued => "queued",
             Mark::Job => "job",
+            Mark::Socket => "socket",
             Mark::Task => "task",
             Mark::Timer => "timer",
             Mark::Idle => "idle",
@@ -110,6 +117,7 @@ impl Mark {
             Mark::Blocked => "blocked thread",
             Mark::Queued => "ready, queued",
             Mark::Job => "waiting on a job",
+            Mark::Socket => "waiting on a socket",
             Mark::Task => "waiting on a task",
             Mark::Timer => "asleep (timer)",
             Mark::Idle => "idle",
@@ -124,6 +132,7 @@ impl Mark {
             Mark::Blocked => "#b91c1c",
             Mark::Queued => "#f59e0b",
             Mark::Job => "#059669",
+            Mark::Socket => "#0891b2",
             Mark::Task => "#a78bfa",
             Mark::Timer => "#93c5fd",
             Mark::Idle => "#e5e7eb",
