@@ -56,6 +56,9 @@ impl RunningGuard {
         });
         // May refuse (inside a `block_on`) before anything is marked.
         let executor = enter_executor("run_until_complete");
+        // Two marks, for two askers: the thread-local answers
+        // `get_running_loop()` from a task; the core's flag answers
+        // `is_running()` through any handle, even one kept after the run.
         RUNNING_LOOP.with(|running| *running.borrow_mut() = Some(core.clone()));
         core.running.set(true);
         RunningGuard {
@@ -70,6 +73,9 @@ impl RunningGuard {
 // `get_running_loop()` outside, would be refused or misled).
 impl Drop for RunningGuard {
     fn drop(&mut self) {
+        // Both marks undone, in the reverse order of `enter`. The `take`
+        // also drops this thread's extra `Rc` to the core, so a loop that
+        // is dropped after its run is really freed.
         self.core.running.set(false);
         RUNNING_LOOP.with(|running| running.borrow_mut().take());
     }
@@ -131,6 +137,9 @@ impl Handle {
 // closed=False debug=False>`, E002-4), with our loop's name in front.
 impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Rust's `true`, not Python's `True`: the fields are asyncio's, the
+        // values are printed as this language prints them. `debug` is always
+        // false: the loop has no debug mode (its trace is the appendix's).
         write!(
             f,
             "<EventLoop running={} closed={} debug=false>",
@@ -168,8 +177,10 @@ pub fn try_running_loop() -> Result<Handle, NoRunningLoop> {
         // `try_with`: asked from a thread-local's destructor, after this
         // thread's RUNNING_LOOP is gone, the answer is "no running loop".
         .try_with(|running| running.borrow().clone())
+        // No thread-local any more, or no loop in it: the same answer.
         .ok()
         .flatten()
+        // A loop is running: the handle is one more owner of its core.
         .map(|core| Handle { core })
         .ok_or(NoRunningLoop)
 }

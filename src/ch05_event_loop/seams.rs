@@ -70,7 +70,10 @@ pub(crate) fn wake_source() -> WakeSource {
         Some(Runner::Timer) => WakeSource::Timer,
         Some(Runner::Task(task)) => WakeSource::Task(task),
         Some(Runner::Idler) => WakeSource::Socket,
+        // Off the loop thread: the timer thread (chapter 4's real clock)
+        // is known by a mark it sets on itself, not by its name.
         None if on_timer_thread() => WakeSource::Timer,
+        // Any other thread is named in pictures by its own name.
         None => match std::thread::current().name() {
             Some(name) => WakeSource::Thread(name.to_string()),
             None => WakeSource::Thread("unnamed".to_string()),
@@ -123,6 +126,8 @@ impl Handle {
             !self.is_closed(),
             "Handle::resource: the event loop is closed and keeps no new resources"
         );
+        // Each resource is kept as `Rc<dyn Any>`; `downcast` finds the one
+        // whose type is `T` (the clone is a count, not a copy).
         let found = self
             .core
             .resources
@@ -341,16 +346,25 @@ impl LoopCore {
         &self,
         make: impl FnOnce(Header) -> Arc<T>,
     ) -> Arc<T> {
+        // Refused before anything is taken: a task registered on a closed
+        // loop would never run and never be dropped by it.
         assert!(
             !self.closed.get(),
             "spawn: the event loop is closed; a closed loop runs no new tasks"
         );
+        // 1. An index in the list of live tasks. A finished task's index is
+        //    reused first, so a loop that spawns and finishes tasks forever
+        //    keeps a list as long as its most tasks alive at once.
         let slot = self.free_slots.borrow_mut().pop().unwrap_or_else(|| {
             let next = self.tasks.borrow().len();
             u32::try_from(next).expect("spawn: more than 2^32 live tasks on one loop")
         });
+        // 2. A number for the trace and for messages, never reused: 0 is
+        //    the main future (`trace::MAIN`), so tasks count from 1, and
+        //    the last number given is also how many were ever spawned.
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
+        // 3. The task itself, built by the caller around its header.
         let task = make(Header {
             state: AtomicU8::new(0),
             slot,
@@ -359,6 +373,9 @@ impl LoopCore {
             handles: AtomicUsize::new(1),
             shared: self.shared.clone(),
         });
+        // 4. Kept in the list: the loop's own strong reference, the one
+        //    `close` drops. A reused index is overwritten; a new one is the
+        //    list's next entry.
         {
             let mut tasks = self.tasks.borrow_mut();
             let slot = slot as usize;
@@ -368,6 +385,8 @@ impl LoopCore {
                 tasks[slot] = Some(task.clone());
             }
         }
+        // 5. Counted and reported; the caller schedules it next, so a
+        //    picture shows it spawned before it is first queued.
         self.live_tasks.set(self.live_tasks.get() + 1);
         self.shared.trace(id, || Event::Spawned);
         task
@@ -396,6 +415,8 @@ impl<T> TaskRef<T> {
 /// Whether this thread is running the loop that `shared` belongs to (a
 /// task that finds its own state RUNNING from there is awaiting itself).
 pub(crate) fn on_loop_thread_of(shared: &Arc<Shared>) -> bool {
+    // Compared by address: two loops never share a `Shared`, and a task's
+    // header holds its own loop's, so the same pointer means the same loop.
     RUNNING_LOOP.with(|running| {
         running
             .borrow()
