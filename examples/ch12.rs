@@ -219,9 +219,9 @@ mod unix {
             }
             exit_if_picture_failed(picture.show_panels(&panels));
             println!(
-                "(~ here is a task waiting on its socket: the selector wakes it from the loop's \
-                 own thread, which the picture counts as outside work; the pool rows are the \
-                 connects, which std can only do blocking)"
+                "(: is a task waiting on its socket, until the loop's selector finds it ready; \
+                 the pool rows are the connects, which std can only do blocking, and a task \
+                 waits for its connect as for any job, ~)"
             );
         }
     }
