@@ -11,10 +11,11 @@
 //! `say_after(1, 'hello')` then `say_after(2, 'world')` awaited in turn
 //! (E004-5, total 3 s).
 //!
-//! **The idea, in one picture.** Every sleep in the program hands its
-//! deadline and its task's waker to one shared [`Timer`]. The timer keeps
-//! them in one data structure, a timing wheel, and one thread sleeps until
-//! the earliest deadline, then wakes whatever is due:
+//! **The idea, in one picture.** A sleep does not wait by itself. It hands
+//! its deadline and its task's waker to one shared [`Timer`], and returns
+//! `Pending`. The timer keeps every such pair in one data structure, and a
+//! single thread sleeps until the earliest deadline, then wakes whatever is
+//! due. A sleep now costs one entry, not one thread:
 //!
 //! ```text
 //!   task A: sleep(1 s) ──┐  register(1 s, waker A)
@@ -26,60 +27,67 @@
 //!                                                     └────────────────────────────┘
 //! ```
 //!
-//! The wheel ([`wheel`]) is a clock face with several hands. Level 0 has 64
-//! slots of one tick each; every slot of level 1 spans 64 ticks; of level 2,
-//! 64 × 64; and so on, eight levels. A deadline is filed in the slot of the
-//! coarsest level at which it differs from "now", found from its bits alone,
-//! with no sorting:
+//! The timer asks its structure only two questions: *which deadlines are
+//! due by now?* and *when is the next one?* A sorted list would answer both;
+//! this chapter uses a faster one, a **timing wheel** ([`wheel`]). Picture a
+//! clock face with a hand: a deadline close to now goes in the slot of its
+//! exact tick; a deadline far away goes in a coarse slot that covers many
+//! ticks, and is moved to a finer slot (a *cascade*) only when the hand
+//! gets near it. Nothing is ever sorted, so adding or cancelling a sleep
+//! costs the same with one sleep waiting or ten thousand:
 //!
 //! ```text
-//!             now     200 ticks later
+//!             now     200 ticks later (200 = 3·64 + 8)
 //!              ▼              ▼
 //!   level 1  [ 0 ][ 1 ][ 2 ][ 3 ][ 4 ] … [63]   each slot 64 ticks: filed in slot 3
 //!   level 0  [0][1][2] … [63]                   each slot 1 tick: where it goes
 //!                                               when slot 3 of level 1 comes due
 //! ```
 //!
-//! When the hand reaches a coarse slot, its entries are re-filed one level
-//! finer (a *cascade*), until each sits in an exact tick and fires. Insert
-//! and cancel cost the same however many sleeps wait, and "when is the next
-//! deadline?" finds the earliest busy slot with a bit trick instead of a
-//! scan. The wheel's own docs follow one deadline of E004-5 through it.
+//! That is all the wheel a first reading needs. `wheel.rs` explains the
+//! rest (eight levels, which slot a deadline's bits pick, how the next busy
+//! slot is found without a scan) and follows one deadline of E004-5
+//! through it.
 //!
 //! **The life of one sleep.**
 //!
 //! 1. `sleep(d)` makes a [`Sleep`]: a deadline, nothing registered yet.
+//!    (Like a coroutine, a future that is never polled does nothing.)
 //! 2. Its first poll registers `(deadline, waker)` with the timer and gets a
-//!    key back; the poll answers `Pending`.
+//!    key back (a [`TimerKey`]: which entry is its own, to
+//!    change or cancel later). The poll answers `Pending`.
 //! 3. A later poll before the deadline (the task was woken for another
-//!    reason) swaps in its newer waker under the same key: the place in line
-//!    is kept.
+//!    reason) gives the timer this poll's waker under the same key. Only
+//!    the waker of the latest poll is sure to wake the right task, and the
+//!    key keeps the entry's place among equal deadlines.
 //! 4. At the deadline the timer takes the entry out of the wheel and wakes
 //!    the waker; the task is polled again, sees the time has come, and the
 //!    sleep is `Ready`.
 //! 5. A sleep dropped before then (its task cancelled, a `timeout` that won)
 //!    cancels its entry: a dropped sleep wakes nobody.
 //!
-//! **The pieces**, from the bottom up, one file each in this folder except
-//! the timer, which lives here in `mod.rs`:
+//! ## The files of this chapter, in reading order
 //!
-//! * [`Clock`] (`clock.rs`): what time it is. A **real** clock reads
-//!   `Instant`; a **virtual** clock stands still until someone moves it.
-//!   Both count from their own origin, so a loop's time starts at zero and
-//!   a virtual run is reproducible to the microsecond. Tests of the
-//!   documents' examples run on the virtual clock: three seconds of story
-//!   in a millisecond of real time.
-//! * [`wheel::Wheel`] (`wheel.rs`): the timing wheel, a plain value with no
-//!   threads or clocks: ticks in, values out.
-//! * [`Timer`] (`mod.rs`): the service. A wheel of wakers behind a mutex,
-//!   plus, on a real clock, the timer thread. On a virtual clock there is
-//!   no thread at all: whoever owns the clock (chapter 5's event loop)
-//!   moves it with [`Clock::advance_to`] and calls [`Timer::fire_due`].
-//! * [`Sleep`] (`sleep.rs`): the future `sleep(d)` returns, living the five
-//!   steps above. Two rules come from asyncio: a sleep that is already due
-//!   at its first poll (`sleep(0)`) yields once instead of finishing, and a
-//!   sleep polled by another loop than the one it was made in moves to that
-//!   loop's timer (see [`Sleep`]).
+//! From the bottom up, one piece a file, except the timer, which lives here
+//! in `mod.rs`:
+//!
+//! 1. `clock.rs`, [`Clock`]: what time it is. A **real** clock reads
+//!    `Instant`; a **virtual** clock stands still until someone moves it.
+//!    Both count from their own zero, so a loop's time starts at zero and a
+//!    virtual run is reproducible to the microsecond. The tests of the
+//!    documents' examples run on the virtual clock: three seconds of story
+//!    in a millisecond of real time.
+//! 2. `wheel.rs`, [`wheel::Wheel`]: the timing wheel, a plain value with no
+//!    threads or clocks: ticks in, values out. (`wheel/tests.rs` checks its
+//!    bookkeeping from inside; skip it on a first reading.)
+//! 3. `mod.rs` (this file), [`Timer`]: the service. A wheel of wakers behind
+//!    a mutex, plus, on a real clock, the timer thread. On a virtual clock
+//!    there is no thread at all: whoever owns the clock (chapter 5's event
+//!    loop) moves it with [`Clock::advance_to`] and calls
+//!    [`Timer::fire_due`]. Also here: [`enter`], which tells `sleep` which
+//!    timer to use.
+//! 4. `sleep.rs`, [`Sleep`]: the future `sleep(d)` returns, living the five
+//!    steps above.
 //!
 //! ## Details, for a second reading
 //!
@@ -90,37 +98,65 @@
 //! to represent (up to `Duration::MAX`) saturate to [`NEVER`], a tick no
 //! clock reaches; nothing panics.
 //!
-//! **The timer thread.** It starts with the first registration on a real
-//! clock and is joined when the last [`Timer`] handle is dropped. A
-//! registration earlier than the deadline the thread is sleeping toward
-//! rouses it through a condvar, so it can sleep less. For the last
-//! [`SPIN_BEFORE_DEADLINE`] before a deadline it spins instead of sleeping,
-//! because an OS sleep wakes tens of microseconds late. Wakers are always
-//! called outside the lock, and a panicking waker is reported, not allowed
-//! to kill the thread.
+//! **The timer thread's life.** It starts with the first registration on a
+//! real clock (a loop that never sleeps costs no thread) and is joined when
+//! the last [`Timer`] handle is dropped. Wakers are always called outside
+//! the timer's lock, because a woken task may register its next sleep on
+//! this same timer at once. A panicking waker is reported, not allowed to
+//! kill the thread (every later sleep would hang).
+//!
+//! **Rousing it early.** The thread sleeps on a condvar toward the earliest
+//! deadline it saw. A registration that comes *before* that deadline must
+//! wake it, or the thread would oversleep the new one; a later registration
+//! leaves it alone.
+//!
+//! **The spin.** An OS sleep until time T wakes some tens of microseconds
+//! after T. So the thread sleeps only until [`SPIN_BEFORE_DEADLINE`] before
+//! the deadline and spins the rest, trading a little CPU for punctuality.
 //!
 //! **Which timer does `sleep` use?** The one "entered" on this thread with
-//! [`enter`] (chapter 5's event loop enters its own while it runs). A sleep
-//! made where none is entered does not choose yet: it *binds* at its first
+//! [`enter`]; chapter 5's event loop enters its own while it runs. A sleep
+//! made where none is entered waits to choose: it *binds* at its first
 //! poll, to the timer entered there, and a relative `sleep(d)` counts its
-//! `d` from that moment. This is what makes
-//! `event_loop.run_until_complete(sleep(d))` work, whose sleep is made
-//! before the loop runs. If no timer is entered even then, the sleep uses a
-//! process-wide **default timer** on the real clock, so that chapter 3's
-//! `block_on(sleep(d))` just works. The default timer is held weakly (see
-//! [`current_timer`]): it lives while some sleep uses it, and its thread
-//! exits when the last one is gone.
+//! `d` from that moment. Why: `event_loop.run_until_complete(sleep(d))`
+//! makes the sleep before the loop runs, yet it must sleep on that loop's
+//! clock.
+//!
+//! **The default timer.** Where no timer is entered even at the first poll
+//! (chapter 3's `block_on(sleep(d))`), the sleep uses a process-wide
+//! default timer on the real clock. It is held weakly ([`current_timer`]):
+//! it lives while some sleep uses it, and its thread exits when the last
+//! one is gone, so that no thread outlives the sleeps it serves.
+//!
+//! **Two rules from asyncio** (both explained on [`Sleep`]). A sleep
+//! already due at its first poll (`sleep(0)`) yields once instead of
+//! finishing, as `asyncio.sleep(0)` does. A sleep polled by another event
+//! loop than its own moves to that loop's timer, since an asyncio sleep
+//! belongs to the loop that awaits it.
+//!
+//! ## Limits, on purpose
+//!
+//! * The timer is a thread of its own. asyncio (and tokio) have no timer
+//!   thread: the loop's wait for I/O takes the next deadline as its
+//!   timeout. There is no loop yet to do that; chapter 5's loop still lets
+//!   this thread wake it.
+//! * The spin costs up to [`SPIN_BEFORE_DEADLINE`] of one core per firing.
+//!   Set it to zero and sleeps run a little late instead.
+//! * The default timer, held weakly, is made afresh each time the program
+//!   sleeps again after all its sleeps have ended (a new thread each time).
 //!
 //! **What the next chapter needs from this one.** An event loop needs two
 //! things from the timer: wakers for sleeping tasks (the seam from chapter
-//! 3), and on a virtual clock, "what is the next deadline?" so that it can
-//! jump straight to it when every task is waiting.
+//! 3), and on a virtual clock, "what is the next deadline?"
+//! ([`Timer::next_deadline`]), so that when every task is waiting it can
+//! jump the clock straight there ([`Clock::advance_to`]) and fire it
+//! ([`Timer::fire_due`]).
 
 #![forbid(unsafe_code)]
 
-// The folder reads in the order of "the pieces" above: the clock, the
+// Read in the order of "the files of this chapter" above: the clock, the
 // wheel, the `Timer` service (here, with its thread and `enter`), then the
-// `Sleep` that uses them.
+// `Sleep` that uses them. (rustfmt sorts the lines below by name.)
 mod clock;
 mod sleep;
 pub mod wheel;
@@ -173,6 +209,9 @@ pub fn tick_for(deadline: Duration) -> u64 {
 
 /// Converts loop time to the last tick that has fully begun (rounding down):
 /// the tick the wheel may advance to at time `now`.
+///
+/// Deadlines round up ([`tick_for`]), "now" rounds down (here): both err
+/// toward late, so an entry fires only once the clock has truly reached it.
 fn tick_at(now: Duration) -> u64 {
     u64::try_from(now.as_nanos() / TICK.as_nanos()).unwrap_or(NEVER)
 }
@@ -251,7 +290,9 @@ enum ThreadWaits {
 
 impl ThreadWaits {
     /// Whether a new deadline at `tick` comes before what the thread waits
-    /// for (and so must rouse it). A "never" deadline never does.
+    /// for (and so must rouse it). A "never" deadline never does. Read a
+    /// call `waits.is_after(tick)` as "the thread waits for something after
+    /// `tick`".
     fn is_after(self, tick: u64) -> bool {
         match self {
             ThreadWaits::ForTick(until) => tick < until,
@@ -438,6 +479,10 @@ impl TimerShared {
 
     /// The timer thread: fire what is due, then sleep until the next
     /// deadline or until a registration or shutdown rouses us.
+    ///
+    /// It holds the lock except while it wakes wakers, spins, or waits on
+    /// the condvar (which releases the lock while it waits). Every turn of
+    /// the loop starts with the lock held and looks at the wheel afresh.
     fn run_thread(&self) {
         let mut expired = Vec::new();
         let mut state = lock(&self.state);
@@ -470,7 +515,9 @@ impl TimerShared {
                 ThreadWaits::ForTick(next) => self.clock.instant_of(time_of(next)),
                 ThreadWaits::ForNoDeadline => None,
             };
-            // 4. Wait, in one of four ways, by how far the deadline is.
+            // 4. Wait, in one of four ways, by how far the deadline is:
+            //    far (sleep on the condvar), close (spin), already passed
+            //    (do not wait), or none at all (sleep until roused).
             state = match until.and_then(|at| at.checked_duration_since(Instant::now())) {
                 Some(left) if left > SPIN_BEFORE_DEADLINE => {
                     // Sleep until shortly before the deadline; a new, earlier
@@ -483,7 +530,11 @@ impl TimerShared {
                 Some(_) => {
                     // The last stretch: spin, without the lock, so that
                     // registrations are not held up; an earlier one ends
-                    // the spin. See SPIN_BEFORE_DEADLINE.
+                    // the spin by setting `earlier` (a spinning thread does
+                    // not hear the condvar). See SPIN_BEFORE_DEADLINE.
+                    // The flag is cleared while we still hold the lock: a
+                    // registration decides to set it under the same lock,
+                    // so no "earlier" meant for this spin is wiped out.
                     self.earlier.store(false, Ordering::Release);
                     drop(state);
                     let at = until.expect("a duration left means a deadline");
@@ -492,9 +543,11 @@ impl TimerShared {
                     }
                     lock(&self.state)
                 }
-                // Already due (the loop above fires it), or nothing to wait for.
+                // The deadline passed while we looked: no wait, step 2 of
+                // the next turn fires it.
                 None if until.is_some() => state,
-                // No deadline: sleep until a registration or shutdown.
+                // No deadline (or one too far for an `Instant`): sleep
+                // until a registration or shutdown rouses us.
                 None => self.cond.wait(state).unwrap_or_else(|p| p.into_inner()),
             };
             // 5. Awake (on time, roused, or spuriously): we hold the lock and
