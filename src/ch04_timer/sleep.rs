@@ -184,23 +184,28 @@ impl Future for Sleep {
         //    starts a relative sleep's count; polled by another loop than
         //    its own, the sleep moves to that loop's timer; else a no-op.
         this.bind();
+        // Remember whether this is the first poll (and mark it done): step
+        // 2b treats a sleep due at its first poll differently.
         let first_poll = !std::mem::replace(&mut this.polled, true);
         let timer = this.timer.as_ref().expect("bind() picked a timer");
-        // 2. The clock has reached the deadline: done. The entry may still
-        //    be in the wheel (we are polled for another reason just as it
-        //    came due, or on a virtual clock moved before `fire_due`):
-        //    cancel it, so that it wakes nobody later. Due already at the
-        //    *first* poll, that is asyncio's `sleep(0)`: a bare yield. Wake
-        //    ourselves (the task goes to the back of the run queue) and say
-        //    `Pending` this once; the next poll finishes.
+        // 2. The clock has reached the deadline.
         if timer.now() >= this.deadline {
+            // 2a. Our entry may still be in the wheel: we were polled for
+            //     another reason just as it came due, or a virtual clock
+            //     was moved and `fire_due` not called yet. Cancel it, so
+            //     that it wakes nobody later.
             if let Some(key) = this.key.take() {
                 timer.cancel(key);
             }
+            // 2b. Due already at the *first* poll: that is asyncio's
+            //     `sleep(0)`, a bare yield. Wake ourselves (the task goes
+            //     to the back of the run queue) and say `Pending` this
+            //     once; the next poll reaches 2c.
             if first_poll {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
+            // 2c. Done.
             return Poll::Ready(());
         }
         // 3. Not yet. If we hold an entry, give it this poll's waker: the
@@ -221,7 +226,9 @@ impl Future for Sleep {
             }
             // 5. First poll (or a stale key): register the deadline with a
             //    clone of this poll's waker. From here on, the wake comes
-            //    from the timer.
+            //    from the timer. (A stale key with the deadline still ahead
+            //    should not happen, since an entry fires only once the
+            //    clock has reached it; registering again is the safe reply.)
             this.key = Some(timer.register(this.deadline, cx.waker().clone()));
         }
         // 6. The promise `Pending` makes: the timer holds our latest waker.
