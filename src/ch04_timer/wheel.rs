@@ -53,9 +53,14 @@
 //!
 //! A timer goes to the level of the **highest group in which its deadline
 //! differs from the current tick**, and to the slot numbered by that group of
-//! its deadline. So a timer due within the current 64-tick stretch sits at
-//! level 0, in the slot of its exact tick; one due later in the current
-//! 4096-tick stretch sits at level 1; and so on. Every group above its level
+//! its deadline. It is how you file a date: if today is 2024-03-05 and the
+//! appointment is 2024-07-19, the first field that differs is the month, so
+//! it goes in the drawer for July; on 1 July you open that drawer and file
+//! its contents by day.
+//!
+//! In ticks: a timer due within the current 64-tick stretch sits at level
+//! 0, in the slot of its exact tick; one due later in the current 4096-tick
+//! stretch sits at level 1; and so on. Every group above its level
 //! equals the current tick's, which is what keeps the levels in order: all
 //! of level 0 is due before anything in level 1, all of level 1 before
 //! anything in level 2.
@@ -108,15 +113,17 @@
 //!
 //! ## Why nothing fires early, and nothing late
 //!
-//! An entry leaves the wheel only from the **due list**, and it is filed
-//! there only when its exact deadline (which it keeps, never rounded to a
-//! slot) is at or before the current tick. The current tick moves only to
-//! slot starts at or before the `now` given to [`Wheel::advance`], and then
-//! to `now` itself; so an entry is never due before `now` reaches its
-//! deadline. A slot's start is at or before every deadline in it, so
-//! [`Wheel::advance`] reaches it in time: it keeps processing the earliest
-//! busy slot while that slot starts at or before `now`, and a deadline at or
-//! before `now` therefore cannot be left in any slot.
+//! * **Never early.** An entry leaves the wheel only from the **due list**,
+//!   and it is filed there only when its exact deadline (which it keeps,
+//!   never rounded to a slot) is at or before the current tick. The current
+//!   tick never passes the `now` given to [`Wheel::advance`]: it steps to
+//!   slot starts at or before `now`, then to `now` itself. So nothing is due
+//!   before `now` reaches its deadline.
+//! * **Never late.** A slot starts at or before every deadline in it.
+//!   [`Wheel::advance`] keeps re-filing the earliest busy slot for as long
+//!   as that slot starts at or before `now`. So when `advance` returns, no
+//!   slot holds a deadline at or before `now`: each such entry has been
+//!   cascaded all the way to the due list, and handed out.
 //!
 //! That loop is also why a later timer cannot hide an earlier one at a
 //! cascade boundary: the earliest busy slot always holds the earliest
@@ -468,24 +475,24 @@ impl<T> Wheel<T> {
         // Time never runs backwards: an earlier `now` only hands out what
         // is already due.
         let target = now.max(self.elapsed);
-        // The cascade loop. Find the earliest busy slot; if it starts at
-        // or before `target`, jump the current tick to its start and
-        // re-file its entries. Seen from the new tick, each of them lands
-        // one level lower at least (a closer deadline differs in a lower
-        // group), or in DUE if its exact deadline has come. Repeat until
-        // the earliest busy slot starts after `target`: then no entry in
-        // any slot is due by `target`.
+        // The cascade loop, one busy slot a turn, earliest first. Repeat
+        // until the earliest busy slot starts after `target`: then no entry
+        // left in any slot is due by `target` (see "never late" above).
         while let Some(slot) = self.next_due_slot(target) {
-            // The slot's start is after the current tick and not after
-            // `target`: step the clock there and re-file the slot's entries
-            // against it. Each moves down at least one level (or to DUE).
-            // The clock must strictly move, or this loop would never end.
+            // 1. The earliest busy slot starts after the current tick and
+            //    not after `target`: step the current tick to its start.
+            //    (It must strictly move, or this loop would never end.)
+            // 2. Re-file the slot's entries against the new tick. Seen from
+            //    there, each differs from now in a lower group (it is
+            //    closer), so it lands one level lower at least, or in DUE
+            //    if its exact deadline is this very tick.
             debug_assert!(slot.start > self.elapsed, "a busy slot is not ahead of now");
             self.elapsed = slot.start;
             self.refile(slot.list);
         }
-        // The rest of the way to `target` crosses no busy slot's start, so
-        // no entry changes level: just move the hand. Then hand out DUE.
+        // 3. The rest of the way to `target` crosses no busy slot's start,
+        //    so no entry changes level: just move the hand.
+        // 4. Hand out DUE, sorted, to the caller.
         self.elapsed = target;
         self.fire_due(expired);
     }
@@ -555,8 +562,10 @@ impl<T> Wheel<T> {
     }
 
     /// Re-files every entry of `list` against the current tick: the cascade.
-    /// The invariant guarantees a slot's entries never land in the same slot
-    /// again; overflow entries may stay in the overflow list.
+    /// Called once the current tick stands at the slot's start, so every
+    /// entry's group at the slot's level now equals the tick's: the highest
+    /// group that differs is lower, and none lands in the same slot again.
+    /// Overflow entries may stay in the overflow list (still too far).
     fn refile(&mut self, list: usize) {
         // Take the whole list out first (the slot is now empty, its bit
         // cleared), then file each entry afresh against the new current
@@ -569,7 +578,8 @@ impl<T> Wheel<T> {
             self.file(index);
         }
         // Give the emptied list its buffer back, so a busy slot does not
-        // reallocate every time round.
+        // reallocate every time round. (Only if it is still empty: the
+        // overflow list may have taken back some of its own entries.)
         ids.clear();
         if self.lists[list].is_empty() {
             self.lists[list] = ids;
