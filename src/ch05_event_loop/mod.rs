@@ -168,8 +168,9 @@ pub(crate) use task::{Header, Joinable, Runnable, catch_reporting};
 /// ever touches this part (the `EventLoop` and its `Handle`s are not
 /// `Send`). What other threads need lives in `shared`.
 ///
-/// Read the fields now; the methods make sense once you have seen
-/// `run_until_complete`, which calls them.
+/// Its methods are the loop's bookkeeping: `spawn` (called by
+/// `Handle::spawn_task`), `forget_task` (at a task's end, in
+/// `Runnable::run`) and `close` (when the `EventLoop` is dropped).
 pub(crate) struct LoopCore {
     /// The run queue and what wakes from any thread need (`run_queue.rs`).
     /// An `Arc`, since every task's header and every waker point to it too.
