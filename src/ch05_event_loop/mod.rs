@@ -11,7 +11,8 @@
 //! 3, 5 and 6), E001-3 (the same with bare coroutines; the document warns
 //! the order is not guaranteed), and E002-4 (`asyncio.get_running_loop()`
 //! inside a coroutine prints the loop; outside any loop it raises
-//! `RuntimeError: no running event loop`).
+//! `RuntimeError: no running event loop`). [`run`] is seed 004's
+//! `asyncio.run` (E004-4): make a loop, run main to its end, close the loop.
 //!
 //! **The idea.** An event loop is `block_on` with a queue:
 //!
@@ -30,20 +31,10 @@
 //!   virtual clock it jumps straight to the next timer deadline and fires it.
 //!
 //! The main future given to [`EventLoop::run_until_complete`] takes turns in
-//! the same FIFO queue as the tasks, as asyncio wraps it in a task too.
-//!
-//! ## The end of a run
-//!
-//! When the main future returns, asyncio does not stop on the spot: the
-//! main task's "done" callback is queued like any other turn, runs in the
-//! *next* iteration, and stops the loop when that iteration ends. So the
-//! current pass runs to its end, and **one more pass** runs, before
-//! `run_until_complete` returns. We do the same. What that means for a
-//! program: a task created in main's last step still runs its first step
-//! (up to its first `await`); a task created in that extra pass does not
-//! run, and waits in the queue for the next `run_until_complete` (or is
-//! dropped when the loop closes). A panic in the main future ends the run
-//! the same way before it reaches the caller.
+//! the same FIFO queue as the tasks, as asyncio wraps it in a task too. It is
+//! not a task here, though: it may borrow from the caller (it need be
+//! neither `'static` nor `Send`), so the loop keeps it on its own stack and
+//! queues a plain marker for its turn.
 //!
 //! ## The files of this chapter, in reading order
 //!
@@ -53,16 +44,43 @@
 //! 3. `task.rs`: the task: its header, its stage (future, then outcome), how
 //!    it runs one poll, and [`TaskRef`], what the spawner keeps.
 //! 4. `run_queue.rs`: the FIFO run queue that wakes push to, from any thread.
+//!    It has two halves (a lock-free one for wakes on the loop's own thread,
+//!    a locked one for other threads). That is only a speed-up: reading it
+//!    as one FIFO queue is right.
 //! 5. `running.rs`: the running loop: [`Handle`], [`get_running_loop`],
 //!    [`yield_now`].
 //! 6. `seams.rs`: **skip it on a first reading.** What later chapters and
 //!    the appendices plug in: [`KeepAwake`] (outside work that holds the
 //!    virtual clock still, for chapter 9), [`Handle::resource`] (a loop's own
-//!    thread pool), and the trace hooks that feed the pictures.
+//!    thread pool), [`Idler`] (how the loop sleeps; chapter 12's selector),
+//!    the trace hooks that feed the pictures, and how chapter 13's task
+//!    joins the loop.
+//!
+//! This file uses names from later files before you reach them: `Shared`
+//! and `Turn` (the run queue and one entry in it, `run_queue.rs`),
+//! `Runnable` (a task with its future's type erased, `task.rs`). Each is
+//! named in a few words where it first appears. And one tip for a first reading: lines
+//! that call `trace(…)` or `RunningAs::enter(…)` only report what happens
+//! to the pictures' trace (`seams.rs`). With tracing off, the default,
+//! each costs one atomic load and changes nothing: read past them.
+//!
+//! ## The end of a run
+//!
+//! When the main future returns, asyncio does not stop on the spot: the
+//! main task's "done" callback is queued like any other turn, runs in the
+//! *next* iteration, and stops the loop when that iteration ends. So the
+//! current pass runs to its end, and **one more pass** runs, before
+//! `run_until_complete` returns. We do the same.
+//!
+//! What that means for a program: a task created in main's last step still
+//! runs its first step (up to its first `await`); a task created in that
+//! extra pass does not run, and waits in the queue for the next
+//! `run_until_complete` (or is dropped when the loop closes). A panic in the
+//! main future ends the run the same way before it reaches the caller.
 //!
 //! ## The states of a task, and their rules
 //!
-//! A task's state is a few bits in one atomic byte ([`state`]). In short: a
+//! A task's state is five bits in one atomic byte ([`state`]). In short: a
 //! task is in the queue **at most once**; a wake while it is queued does
 //! nothing; a wake while it is being polled gives **exactly one more poll**;
 //! a finished task is **never polled again**.
@@ -75,10 +93,12 @@
 //! When it is dropped unfinished (cancelled, or the loop closes), the loop
 //! stores [`TaskFailure::Cancelled`]. Since a task's future is dropped
 //! exactly once, exactly one outcome is ever stored, and every handle
-//! resolves exactly once by construction. Keeping the outcome in the task
-//! also saves a second allocation and a wrapper future per task. Chapter 6
-//! builds the part people hold on this: `JoinHandle`, `JoinError`, abort,
-//! detach.
+//! resolves exactly once by construction.
+//!
+//! Keeping the outcome in the task also spares a separate result cell (one
+//! more allocation per task) and a wrapper future around the task's own.
+//! Chapter 6 builds the part people hold on this: `JoinHandle`, `JoinError`,
+//! abort, detach.
 //!
 //! ## Limits, on purpose
 //!
@@ -88,9 +108,10 @@
 //! * Each task costs two allocations: the task, and its boxed future (see
 //!   `task.rs` for why). Chapter 13 builds the task in one allocation, with
 //!   the `unsafe` code that takes.
-//! * The run queue has two halves (a lock-free one for wakes on the loop's
-//!   own thread, a locked one for other threads). That is only a speed-up:
-//!   reading it as one FIFO queue is right.
+//! * One thread polls every task, one poll at a time, and a pass waits for
+//!   each poll to return. A task that computes for a long time without an
+//!   `await` holds the whole loop, timers included (EX-1). Chapter 9 gives
+//!   such work threads of its own.
 //!
 //! **What the next chapter needs from this one.** [`Handle::spawn_task`]
 //! and its [`TaskRef`]: cancel the task ([`TaskRef::cancel`]: its future is
@@ -146,13 +167,21 @@ pub(crate) use task::{Header, Joinable, Runnable, catch_reporting};
 /// `Cell`s and `RefCell`s, not atomics and locks: only the loop's thread
 /// ever touches this part (the `EventLoop` and its `Handle`s are not
 /// `Send`). What other threads need lives in `shared`.
+///
+/// Its methods are the loop's bookkeeping: `spawn` (called by
+/// `Handle::spawn_task`), `forget_task` (at a task's end, in
+/// `Runnable::run`) and `close` (when the `EventLoop` is dropped).
 pub(crate) struct LoopCore {
     /// The run queue and what wakes from any thread need (`run_queue.rs`).
+    /// An `Arc`, since every task's header and every waker point to it too.
     shared: Arc<Shared>,
     /// Chapter 4's timer, on this loop's clock: `sleep` registers here.
     timer: Timer,
-    /// Every live task, so that closing the loop can drop them all. A task
-    /// knows its index (`Header::slot`); `None` marks an index that is free.
+    /// Every live task, so that closing the loop can drop them all (a
+    /// `Runnable` is a task with its future's type erased, `task.rs`). This
+    /// is the loop's own reference to each task: a task that waits for a
+    /// wake is in no queue, and this list keeps it alive. A task knows its
+    /// index (`Header::slot`); `None` marks an index that is free.
     tasks: RefCell<Vec<Option<Arc<dyn Runnable>>>>,
     /// The free indices of `tasks`, reused before the list grows (`u32`s,
     /// as `Header::slot`).
@@ -161,12 +190,15 @@ pub(crate) struct LoopCore {
     live_tasks: Cell<usize>,
     /// The number of the last task spawned (the next one gets one more).
     next_id: Cell<u64>,
-    /// Inside `run_until_complete` right now (for the loop's repr).
+    /// Inside `run_until_complete` right now: what `Handle::is_running`
+    /// and the loop's repr (`running=true`) say.
     running: Cell<bool>,
     /// Closed: no new tasks or resources, every task dropped.
     closed: Cell<bool>,
-    /// Counters for `stats()`: task polls, and passes over the queue.
+    /// How many times a task was polled, for `stats()`.
     polls: Cell<u64>,
+    /// How many passes the loop has taken, for `stats()`; also the clock
+    /// `run_until_complete` reads to know which pass is the run's last.
     passes: Cell<u64>,
     /// Things later chapters attach to a loop (chapter 9's default thread
     /// pool), one per type, dropped when the loop closes, after its tasks.
@@ -179,8 +211,9 @@ impl LoopCore {
         F: Future + Send + Unpin + 'static,
         F::Output: Send + 'static,
     {
-        // The header (number, slot in the list of live tasks) and the list
-        // entry are `register`'s (in `seams.rs`, shared with chapter 13).
+        // `register` (in `seams.rs`, shared with chapter 13's task; no need
+        // to read it now) gives the task its header, a number and a slot in
+        // `tasks`, and keeps it there. We only build the task around it.
         let task = self.register(|header| {
             Arc::new(Task {
                 header,
@@ -196,9 +229,13 @@ impl LoopCore {
         TaskRef { task }
     }
 
-    /// Removes a finished task from the list of live tasks.
+    /// Removes a finished task from the list of live tasks: the loop's own
+    /// reference goes, and the slot is free for the next spawn. Called once
+    /// per task, at the end of its last turn (`Runnable::run`).
     pub(crate) fn forget_task(&self, slot: u32) {
         let task = self.tasks.borrow_mut()[slot as usize].take();
+        // A task ends once, so its entry is here. The check keeps a slot
+        // from ever going on the free list twice.
         if task.is_some() {
             self.free_slots.borrow_mut().push(slot);
             self.live_tasks.set(self.live_tasks.get() - 1);
@@ -206,18 +243,28 @@ impl LoopCore {
         // `task` (maybe the last reference) drops here, after the borrow.
     }
 
+    /// Closes the loop (the work of `EventLoop`'s `Drop`, which
+    /// `EventLoop::close` calls), in three steps. It runs outside
+    /// `run_until_complete`, so the local half of the queue has already
+    /// been handed to the shared half.
     fn close(&self) {
+        // A second call would find nothing left to do: it does nothing.
         if self.closed.replace(true) {
             return;
         }
+        // 1. Close the queue: from now on a wake (a timer thread late to
+        //    fire, a future's `Drop` below) enqueues nothing. The turns
+        //    still queued are only references; the tasks themselves are
+        //    still in `tasks`, dropped next.
         let leftovers = {
             let mut queue = lock(&self.shared.queue);
             queue.closed = true;
             std::mem::take(&mut queue.turns)
         };
         drop(leftovers);
-        // Drop every unfinished task's future, exactly once. Take the list
-        // out first: a future's `Drop` may touch the loop.
+        // 2. Drop every unfinished task's future, exactly once, with
+        //    "cancelled" as its outcome. Take the list out first: a
+        //    future's `Drop` may touch the loop.
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
         self.free_slots.borrow_mut().clear();
         self.live_tasks.set(0);
@@ -225,8 +272,8 @@ impl LoopCore {
             task.close();
         }
         drop(tasks);
-        // Then what later chapters attached (a thread pool joins its
-        // threads here), newest first.
+        // 3. Then what later chapters attached (a thread pool joins its
+        //    threads here), newest first, after the tasks that used them.
         let resources = std::mem::take(&mut *self.resources.borrow_mut());
         for resource in resources.into_iter().rev() {
             drop(resource);
@@ -334,42 +381,67 @@ impl EventLoop {
             !self.is_closed(),
             "run_until_complete: this event loop is closed (asyncio: RuntimeError: Event loop is closed)"
         );
+        // Setting up, in five steps. Each guard (`_running`, `_timer`,
+        // `_local_queue`) undoes its step on every way out, a panic too.
+        // 1. Mark this loop as this thread's running loop (`running.rs`):
+        //    `get_running_loop()` finds it, and a loop inside it is refused.
         let _running = RunningGuard::enter(&self.core);
+        // 2. Make this loop's timer the one chapter 4's `sleep` registers
+        //    with, on this thread, while the loop runs.
         let _timer = ch04_timer::enter(self.core.timer.clone());
+        // 3. Pin the main future here, on this call's stack. It is polled
+        //    in place and never moved into a task, which is why it may
+        //    borrow from the caller.
         let mut future = pin!(future);
+        // 4. Its waker queues its turn, `Turn::Main`, as a task's waker
+        //    queues the task (`MainWaker`, at the end of this file).
         let main_waker = waker_from_arc(Arc::new(MainWaker {
             shared: self.core.shared.clone(),
         }));
         let mut main_cx = Context::from_waker(&main_waker);
         let core = &*self.core;
+        // 5. Claim this thread's lock-free half of the run queue for this
+        //    loop (`run_queue.rs`), and queue the main future's first turn.
         let _local_queue = LocalQueueGuard::enter(&core.shared);
         core.shared.push_main();
 
         // The main future's outcome, once it has one, and the pass after
         // which `run_until_complete` returns it (see "The end of a run").
+        // `u64::MAX` means "not known yet": no pass is that one.
         let mut main_outcome: Option<std::thread::Result<F::Output>> = None;
         let mut last_pass = u64::MAX;
+        // The turns of the current pass. Made once and reused: each pass
+        // swaps it with the local queue, which gets this emptied buffer
+        // back, so the two buffers serve pass after pass (no new one each).
         let mut batch = VecDeque::new();
         loop {
-            // One pass: everything queued now, in order; later wakes wait.
-            // The local half first: every local push moved the remote turns
-            // queued before it, so what is left in the remote half is later.
+            // 1. Take the batch: everything queued now, in order. What its
+            //    polls wake or spawn lands in the queues just emptied, and
+            //    waits for the next pass. The local half first: every local
+            //    push moved the remote turns queued before it, so what is
+            //    left in the remote half came later.
             LOCAL_QUEUE.with(|local| std::mem::swap(&mut batch, &mut *local.turns.borrow_mut()));
             core.shared.take_remote(&mut batch);
+            // 2. Nothing queued. Either the run is over (the main future is
+            //    done, and nothing would run in the extra pass), or the loop
+            //    idles until something is queued, then takes a batch again.
             if batch.is_empty() {
                 if let Some(outcome) = main_outcome.take() {
-                    // The main future is done and nothing is left for the
-                    // extra pass: nothing would run in it.
                     return Self::hand_out(outcome);
                 }
                 self.idle();
                 continue;
             }
+            // 3. The pass: each turn, front to back. A task's turn is its
+            //    `Runnable::run` (`task.rs`, one poll in five steps); the
+            //    main future's turn is polled right here.
             core.passes.set(core.passes.get() + 1);
             while let Some(turn) = batch.pop_front() {
                 match turn {
                     Turn::Task(task) => task.run(core),
                     Turn::Main => {
+                        // Cleared before the poll, as a task's SCHEDULED is:
+                        // a wake during this poll queues the next turn.
                         core.shared.main_scheduled.store(false, Ordering::Release);
                         if main_outcome.is_some() {
                             // A stale wake of a main future that has
@@ -398,6 +470,9 @@ impl EventLoop {
                     }
                 }
             }
+            // 4. Was that the extra pass after the main future finished?
+            //    Then the run is over. (A panic in main ends it the same way,
+            //    and `hand_out` passes the panic on.)
             if core.passes.get() == last_pass {
                 let outcome = main_outcome.take().expect("the main future finished");
                 return Self::hand_out(outcome);
@@ -414,35 +489,43 @@ impl EventLoop {
     }
 
     /// Nothing is queued: wait for a wake, or (virtual clock) jump to the
-    /// next deadline.
+    /// next deadline. Returns when something may be queued; the caller
+    /// looks, and calls again if nothing is (a spurious return is fine).
     ///
     /// The virtual clock may jump only when nothing at all can happen
     /// without it: the queue is empty *and* no outside work is under way
-    /// (a `KeepAwake`). Then time moves straight to the earliest deadline
-    /// and the timers due there fire, their wakes landing in the local
-    /// queue: the next pass runs them. With no deadline either, nothing
-    /// could ever wake the loop: that is a deadlock, said as one. On a real
-    /// clock (or while outside work holds the clock), the loop sleeps in
-    /// its [`Idler`] (its `Signal`, or chapter 12's selector, which also
-    /// wakes tasks whose sockets are ready) until a push rouses it. With a
-    /// selector, the virtual clock also asks it to look before jumping,
-    /// and waits in it rather than report a deadlock while it watches.
+    /// (no [`KeepAwake`] is held). Then, step by step:
+    ///
+    /// 1. Look at the queue once more: outside work may have queued a task
+    ///    since the pass found it empty.
+    /// 2. Ask the [`Idler`] to look, without waiting (chapter 12's selector
+    ///    checks its sockets; the default idler has nothing to look at).
+    /// 3. Jump to the earliest deadline and fire the timers due there; their
+    ///    wakes land in the local queue, and the next pass runs them.
+    /// 4. No deadline, but the idler watches a socket: wait for it below,
+    ///    as a real clock would.
+    /// 5. No deadline and nothing watched: nothing could ever wake the loop.
+    ///    That is a deadlock, and it panics saying so.
+    ///
+    /// Otherwise (a real clock, or outside work holding a virtual one), the
+    /// loop sleeps in its idler (chapter 3's `Signal`, or chapter 12's
+    /// selector, which also wakes the tasks whose sockets are ready) until a
+    /// push from another thread rouses it.
     fn idle(&self) {
         let core = &*self.core;
         let clock = core.timer.clock();
         if clock.is_virtual() && core.shared.outside_work.load(Ordering::Acquire) == 0 {
-            // Outside work wakes its task *before* it lets go of its
-            // KeepAwake, so once we have read 0 above, whatever it woke is
-            // already queued: look before jumping, or the clock would leap
-            // past a task that is ready to run (it may have been queued
-            // after this pass found the queue empty).
+            // 1. Outside work wakes its task *before* it lets go of its
+            //    KeepAwake, so once we have read 0 above, whatever it woke
+            //    is already queued: look before jumping, or the clock would
+            //    leap past a task that is ready to run (it may have been
+            //    queued after this pass found the queue empty).
             if !lock(&core.shared.queue).turns.is_empty() {
                 return;
             }
-            // Nor may time pass while a socket has something to say: ask
-            // the idler (chapter 12's selector) to look, without waiting.
-            // Its wakes are drawn as socket waits: mark the idler as the
-            // one running while it looks.
+            // 2. Nor may time pass while a socket has something to say: ask
+            //    the idler to look, without waiting. Its wakes are drawn as
+            //    socket waits: mark the idler as the one running meanwhile.
             let looked = {
                 let _looking = RunningAs::enter(&core.shared, Runner::Idler);
                 core.shared.idler().look()
@@ -452,14 +535,21 @@ impl EventLoop {
             }
             {
                 match core.timer.next_deadline() {
+                    // 3. Jump, and fire what is due (on this thread: the
+                    //    trace credits those wakes to the timer).
                     Some(deadline) => {
                         clock.advance_to(deadline);
                         let _firing = RunningAs::enter(&core.shared, Runner::Timer);
                         core.timer.fire_due();
                         return;
                     }
-                    // No timer, but a socket may still wake a task: wait for it.
+                    // 4. No timer, but a socket may still wake a task: fall
+                    //    through to the wait below.
                     None if core.shared.idler().is_watching() => {}
+                    // 5. Nothing to jump to, nothing watched. One last look,
+                    //    under the lock: a thread holding no KeepAwake (a
+                    //    waker sent off by hand) may still have queued a
+                    //    task. Only an empty queue is a deadlock.
                     None => {
                         let queue = lock(&core.shared.queue);
                         if queue.turns.is_empty() {
@@ -475,8 +565,15 @@ impl EventLoop {
                 }
             }
         }
-        // Sleep until someone enqueues. `parked` is set under the queue's
-        // lock after checking that the queue is empty, so no wake is missed.
+        // Sleep until someone enqueues. No wake may fall between "the
+        // queue is empty" and "asleep", so, in order:
+        // a. Under the queue's lock, check it is empty and set `parked`. A
+        //    push from another thread takes the same lock: it comes either
+        //    before (we see its turn and return) or after (it sees `parked`).
+        // b. Unlock, then wait. A push that saw `parked` clears it and
+        //    rouses the idler after unlocking; if that lands before our
+        //    `wait` begins, the idler remembers it (chapter 3's `Signal` is
+        //    a flag, not a bare `thread::park`) and the wait ends at once.
         {
             let mut queue = lock(&core.shared.queue);
             if !queue.turns.is_empty() {
@@ -485,7 +582,9 @@ impl EventLoop {
             queue.parked = true;
         }
         // Whatever the idler wakes while it waits (a ready socket's task),
-        // the trace credits to the idler.
+        // the trace credits to the idler. A `KeepAwake` let go also rouses
+        // it (see `seams.rs`): the virtual clock may move again, so the
+        // caller's next empty batch brings us back here to look.
         let _waiting = RunningAs::enter(&core.shared, Runner::Idler);
         core.shared.idler().wait();
     }
@@ -562,7 +661,14 @@ pub struct LoopStats {
 }
 
 /// The main future's waker: queues the main future's turn.
+///
+/// The main future is no task (it lives on `run_until_complete`'s stack),
+/// so its waker cannot be the task itself, as a task's is. It is this
+/// small `Arc` instead, made once per run; `Shared::main_scheduled` plays
+/// the part of a task's SCHEDULED bit, so the turn is queued at most once.
 struct MainWaker {
+    /// The run queue to push `Turn::Main` to: an `Arc`, since the waker may
+    /// be cloned to another thread (a real timer's) and outlive the run.
     shared: Arc<Shared>,
 }
 

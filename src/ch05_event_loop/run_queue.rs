@@ -9,6 +9,21 @@
 //! lock; wakes from other threads take the shared queue's lock. Each local
 //! push first moves whatever other threads queued before it, which is what
 //! keeps the two halves in one order.
+//!
+//! A wake's path, [`Shared::push`], step by step:
+//!
+//! 1. On the loop's thread, while that loop runs: move the remote turns
+//!    queued so far to the local half, then append this turn there. No
+//!    lock, and no rousing: the loop is awake, it is the one waking.
+//! 2. Anywhere else (another thread, or a thread-local's destructor): lock
+//!    the remote half. If the loop is closed, drop the turn; otherwise
+//!    append it, raise `has_remote`, and take the `parked` flag.
+//! 3. After unlocking, if `parked` was set, rouse the sleeping loop.
+//!
+//! A pass's path, in `run_until_complete`: swap the local half out, then
+//! [`Shared::take_remote`] appends the remote half (skipping its lock when
+//! `has_remote` is down). Between two runs, [`LocalQueueGuard`] hands what
+//! is left in the local half to the front of the remote half.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -22,7 +37,8 @@ use crate::trace::Recorder;
 
 use super::task::Runnable;
 
-/// What the loop thread and waking threads share: the run queue.
+/// What the loop thread and waking threads share: the run queue, and what
+/// a wake needs besides (how to rouse the loop, the trace).
 ///
 /// The queue has two halves. Wakes from *other* threads (the timer thread,
 /// a pool thread) go to `queue`, under its lock. Wakes on the loop's own
@@ -31,13 +47,22 @@ use super::task::Runnable;
 /// Each pass of the loop takes both. The split is only a speed-up: most
 /// wakes happen on the loop thread, and a lock per wake was the biggest
 /// single cost of a wake.
+///
+/// Every task's header holds an `Arc` of this, and so does every waker
+/// through its task: a wake from any thread reaches the queue without
+/// going through the loop, which is not `Send`.
 pub(crate) struct Shared {
     /// The half of the run queue that other threads push to.
     pub(super) queue: Mutex<RemoteQueue>,
     /// Whether `queue` may hold turns: lets a pass skip the lock when
-    /// no other thread woke anything. Written under the lock.
+    /// no other thread woke anything. Written under the lock, read without
+    /// it. A stale `false` only delays a turn: the next pass (or the next
+    /// local push) takes it, and the idle looks under the lock before it
+    /// sleeps, so the turn is never left behind.
     pub(super) has_remote: AtomicBool,
-    /// The main future is queued (at most once, like a task).
+    /// The main future's turn is queued: its SCHEDULED bit (at most once
+    /// in the queue, like a task). Set by `push_main`, cleared by the loop
+    /// just before it polls the main future.
     pub(super) main_scheduled: AtomicBool,
     /// Where the loop thread sleeps when it has nothing to do, unless an
     /// idler is installed below.
@@ -83,8 +108,9 @@ pub(crate) enum Turn {
 impl Shared {
     /// Puts a turn at the back of the queue and rouses the loop thread if
     /// it sleeps. Never blocks for long, never polls: safe from any thread.
+    /// (The three steps are in the module's doc.)
     pub(crate) fn push(&self, turn: Turn) {
-        // On the loop's own thread, while it runs: no lock, no wake-up.
+        // 1. On the loop's own thread, while it runs: no lock, no wake-up.
         // `try_with`, not `with`: a wake may come from a thread-local's
         // destructor while its thread exits, after LOCAL_QUEUE is gone; then
         // it is simply a wake from another thread, and takes the lock below.
@@ -93,8 +119,9 @@ impl Shared {
         let Some(turn) = turn else {
             return;
         };
-        // From another thread (or a thread-local destructor): lock, push,
-        // and learn under the same lock whether the loop is asleep.
+        // 2. From another thread (or a thread-local destructor): lock,
+        // push, and learn under the same lock whether the loop is asleep.
+        // Taking `parked` (leaving it false) means one rouse per sleep.
         let wake_loop = {
             let mut queue = lock(&self.queue);
             if queue.closed {
@@ -105,7 +132,8 @@ impl Shared {
                 std::mem::take(&mut queue.parked)
             }
         };
-        // Notify after unlocking: the loop, once awake, wants the lock first.
+        // 3. Notify after unlocking: the loop, once awake, wants the lock
+        // first.
         if wake_loop {
             self.idler().rouse();
         }
@@ -118,7 +146,9 @@ impl Shared {
         }
     }
 
-    /// Moves everything other threads queued to the back of `batch`.
+    /// Moves everything other threads queued to the back of `batch`. When
+    /// no other thread woke anything (the common case), this is one atomic
+    /// load and no lock.
     pub(super) fn take_remote(&self, batch: &mut VecDeque<Turn>) {
         if self.has_remote.load(Ordering::Acquire) {
             let mut queue = lock(&self.queue);

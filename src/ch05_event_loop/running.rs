@@ -4,6 +4,14 @@
 //! coroutine can find it without being handed it; so do we, in
 //! `RUNNING_LOOP`, set while `run_until_complete` runs. A [`Handle`] is
 //! what `get_running_loop()` gives: spawn on it, read its time, print it.
+//!
+//! The file, top to bottom: `RUNNING_LOOP` and the guard that sets it
+//! (`RunningGuard`, step 1 of `run_until_complete`'s setup); [`Handle`];
+//! the three ways to ask for the running loop ([`try_running_loop`] gives
+//! a `Result`, [`get_running_loop`] is asyncio's and panics,
+//! [`expect_running_loop`] panics naming the operation that needed it);
+//! [`spawn_detached`]; and [`yield_now`], the smallest use of the rules in
+//! [`state`](super::state).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -236,7 +244,8 @@ pub fn yield_now() -> YieldNow {
 #[derive(Debug)]
 #[must_use = "yield_now does nothing unless awaited"]
 pub struct YieldNow {
-    /// Whether the one `Pending` was given: the next poll is the turn after.
+    /// Whether the one `Pending` was given: if so, this poll is the turn
+    /// after, and the future is done.
     yielded: bool,
 }
 

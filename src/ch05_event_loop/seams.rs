@@ -12,16 +12,24 @@
 //!   queued, and how a wake from another thread rouses it. The default is
 //!   chapter 3's condvar [`Signal`]; chapter 12 installs its selector, so
 //!   that the loop's idle becomes a wait on sockets too.
-//! * The trace hooks ([`TraceSink`], `Shared::trace`, who is running): the
-//!   loop reports what it does to the appendix module [`trace`](crate::trace)
-//!   when tracing is on, for the pictures. Off, each hook is one atomic load.
+//! * The trace hooks: the loop reports what it does to the appendix module
+//!   [`trace`](crate::trace) when tracing is on, for the pictures. Off,
+//!   each hook is one atomic load. `Shared::trace` keeps a record;
+//!   `Runner` and `RunningAs` mark who runs on the loop thread right now
+//!   (a task, the timer, the idler), so that a wake can say who woke
+//!   (`wake_source`); [`TraceSink`] ([`Handle::tracer`]) lets other
+//!   threads record too. These are the lines `mod.rs` and `task.rs` tell
+//!   you to read past; this is where they lead.
 //! * The task seam, for chapter 13's one-allocation task: `LoopCore::register`
 //!   puts a task built elsewhere in the loop's list of live tasks, given the
 //!   [`Header`] this loop made for it. Such a task implements `Runnable` (the
 //!   loop runs it) and `Joinable` (its [`TaskRef`] takes its outcome), obeys
 //!   the rules of [`state`](super::state), and reports to the trace as
 //!   `task.rs` does. Those items are `pub(crate)` for it, re-exported from
-//!   `mod.rs`; nothing outside the crate sees them.
+//!   `mod.rs`; nothing outside the crate sees them. The small helpers at
+//!   the end (`LoopCore::count_poll`, `Handle::core`,
+//!   `TaskRef::from_joinable`, `on_loop_thread_of`) are the rest of what
+//!   such a task needs from this chapter.
 
 use std::cell::Cell;
 use std::rc::Rc;

@@ -7,6 +7,15 @@
 //! the task itself (chapter 3's [`ArcWake`]): waking it is "schedule me".
 //! [`Runnable::run`] is the hot path: one poll, narrated step by step.
 //! [`TaskRef`] is what the spawner keeps: cancel, ask, take the outcome.
+//!
+//! The file, top to bottom: the two traits the loop and the spawner see a
+//! task through ([`Runnable`], [`Joinable`]); the parts of a task
+//! ([`Header`], `Task`, `Body`, [`Stage`], and [`TaskFailure`]); how it is
+//! queued (`Task::schedule`) and how it ends (`Task::end`, the one way
+//! out); its waker; its turn ([`Runnable::run`]: read this one slowly);
+//! how a waiter takes its outcome (`poll_output`); and last [`TaskRef`].
+//! As in `mod.rs`, the `trace(…)` and `RunningAs::enter(…)` lines only
+//! feed the pictures: read past them.
 
 use std::any::Any;
 use std::fmt;
@@ -69,7 +78,8 @@ pub(crate) struct Header {
     pub(crate) slot: u32,
     /// A number for humans (printing, ordering): 1, 2, 3 … in spawn order.
     pub(crate) id: u64,
-    /// How many [`TaskRef`]s (and so `JoinHandle`s) exist. When none is
+    /// How many [`TaskRef`]s (and so chapter 6's `JoinHandle`s, one
+    /// `TaskRef` each) exist, starting at 1 for the spawner's. When none is
     /// left, nobody can ever take the outcome, so it is dropped as soon as
     /// it is stored, on the loop thread, where a panicking `Drop` of the
     /// output is caught and reported. Otherwise it would be dropped with
@@ -123,7 +133,10 @@ pub(super) struct Task<F: Future> {
 pub(super) struct Body<F: Future> {
     /// The future, then its outcome (see [`Stage`]).
     pub(super) stage: Stage<F>,
-    /// Who waits for the output (only the latest poll's waker).
+    /// Who waits for the outcome: the waker given to the latest
+    /// `poll_output` that found it not there yet (an earlier one may be
+    /// stale: the awaiter may have moved). `None`: nobody waits yet, or
+    /// the waker was taken to be woken. `end` wakes it.
     pub(super) joiner: Option<Waker>,
 }
 
@@ -131,7 +144,10 @@ pub(super) struct Body<F: Future> {
 pub(super) enum Stage<F: Future> {
     /// Not finished: the future, polled on each of the task's turns.
     Future(F),
-    /// Being dropped (cancelled or closed): the outcome is not there yet.
+    /// Ending: `end` has taken the future out, to drop it outside the
+    /// lock, and has not stored the outcome yet. Every task passes here,
+    /// whatever ended it (returned, panicked, cancelled, closed); a waiter
+    /// that looks now gets `Pending`, and is woken when the outcome is in.
     Dropping,
     /// The outcome, waiting for a [`TaskRef`] to take it: the output, or
     /// why there is none.
@@ -159,7 +175,7 @@ where
         // that whatever the waker wrote before waking is visible to the
         // poll that this wake asks for.
         let previous = this.header.state.fetch_or(SCHEDULED, Ordering::AcqRel);
-        // Enqueue only on the step "idle -> scheduled": not if already
+        // Enqueue only on the step "waiting -> scheduled": not if already
         // queued, not while running (the loop re-queues it after the poll),
         // not once complete.
         if previous & (SCHEDULED | RUNNING | COMPLETE) == 0 {
@@ -277,9 +293,11 @@ where
 
         // Step 1: claim the poll. One atomic step turns SCHEDULED into
         // RUNNING, so that a wake from here on sets SCHEDULED again and
-        // means "poll once more" (see `state`). It refuses when the task
-        // is COMPLETE (a stale turn: never poll a finished future) or
-        // CANCELLED (then we drop the future instead).
+        // means "poll once more" (see `state`). One step, not a load and a
+        // store: a wake from another thread may land between the two and
+        // be lost. It refuses when the task is COMPLETE (a stale turn:
+        // never poll a finished future) or CANCELLED (then we drop the
+        // future instead).
         let start = header
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
@@ -315,8 +333,10 @@ where
         // Step 3: poll the future once, with its panic caught, so that one
         // task's panic is its own outcome and every other task runs on.
         // The lock is held for the poll; only this thread ever polls, so
-        // nobody waits for it (a `JoinHandle` polled inside this very poll
-        // is the one case, and `poll_output` refuses it clearly).
+        // nobody waits for it. The one exception is the task itself asking
+        // for its own outcome inside this poll (awaiting its own
+        // `TaskRef`): `poll_output` refuses that clearly, rather than wait
+        // for a lock this very poll holds.
         let poll = {
             let mut body = lock(&self.body);
             let Stage::Future(future) = &mut body.stage else {
@@ -334,7 +354,11 @@ where
 
         // Step 4: still waiting? Let go of RUNNING. If a wake came during
         // the poll, SCHEDULED is set again, and this is where the task goes
-        // back in the queue: once, however many wakes there were.
+        // back in the queue: once, however many wakes there were. (A cancel
+        // during the poll sets SCHEDULED too, so it comes back this way,
+        // and its next turn's step 1 ends it.) With no wake, the task is
+        // now waiting: in no queue, held by `LoopCore::tasks` and by
+        // whoever kept a clone of its waker (a timer, say).
         let outcome = match poll {
             Ok(Poll::Pending) => {
                 let before = header.state.fetch_and(!RUNNING, Ordering::AcqRel);
@@ -530,7 +554,7 @@ impl<T> TaskRef<T> {
     /// alone; cancelling twice is the same as once.
     pub fn cancel(&self) {
         let header = self.task.header();
-        // Mark it, and queue it (if idle) so the loop gets round to it: the
+        // Mark it, and queue it (if waiting) so the loop gets round to it: the
         // cancellation happens on the loop thread, in the task's next turn,
         // because only the loop thread may drop the future (it may be
         // polling it right now). Queued already, or running: the mark is
