@@ -151,7 +151,7 @@ impl Deref for WakerRef<'_> {
 /// are copied into each code-generation unit that calls them, so the waker
 /// a task is polled with and a clone of it made in the timer's code pointed
 /// at two equal tables at two addresses, and `will_wake` said "no" on every
-/// re-poll (issue 12, fault 4: correct, but a clone and a drop each time).
+/// re-poll (correct, but a clone and a drop each time).
 ///
 /// The cure is to take the address in exactly one place, [`VTable::get`],
 /// and to forbid copying that place: `#[inline(never)]` keeps one compiled

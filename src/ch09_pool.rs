@@ -84,7 +84,7 @@
 //!   that submitted it (or made outside any loop) keeps the awaiting loop
 //!   awake too, from its first `Pending` poll: that is the loop whose task
 //!   waits, and a virtual clock there must not jump, nor the loop declare a
-//!   deadlock, while the job runs (issue 12, fault 5).
+//!   deadlock, while the job runs.
 //! * **Pictures.** A job submitted from inside a loop that is tracing (the
 //!   appendix module [`trace`](crate::trace)) records `JobStart` and
 //!   `JobEnd` with its worker's name, so the loop's picture gets one row per

@@ -375,7 +375,7 @@ where
         // Step 3: what the poll said.
         let outcome = match poll {
             Ok(Poll::Pending) => {
-                // RUNNING -> idle, or queued again if woken meanwhile.
+                // RUNNING -> waiting, or queued again if woken meanwhile.
                 let before = header.state.fetch_and(!RUNNING, Ordering::AcqRel);
                 if before & SCHEDULED != 0 {
                     header.shared.push(Turn::Task(self.clone()));

@@ -339,11 +339,10 @@ fn next_deadline_finds_a_real_deadline_beside_a_never() {
 }
 
 /// `sleep_until` a time already past, `sleep_until(now)` and `sleep(0)` yield
-/// once, as `asyncio.sleep(0)` does (issue 14): the first poll wakes the
+/// once, as `asyncio.sleep(0)` does: the first poll wakes the
 /// polling task itself and says `Pending` (to the back of the run queue),
-/// registers nothing; the next poll is ready. (Until issue 14 they were ready
-/// at the first poll, so a translated `await asyncio.sleep(0)` let no other
-/// task run.)
+/// registers nothing; the next poll is ready. (Were they ready at the first
+/// poll, a translated `await asyncio.sleep(0)` would let no other task run.)
 #[test]
 fn sleep_until_the_past_and_sleep_zero_yield_once_then_are_ready() {
     let (clock, timer, _guard) = virtual_timer();

@@ -986,12 +986,12 @@ fn a_sleep_made_on_a_virtual_loop_ends_in_real_time_on_a_real_loop() {
 
 // --------------------------------------------------------- sleep(0) yields
 
-/// Issue 14: `sleep(Duration::ZERO)`, like `asyncio.sleep(0)`, always yields:
+/// `sleep(Duration::ZERO)`, like `asyncio.sleep(0)`, always yields:
 /// the task goes to the back of the run queue. A `sleep_until` of a time
 /// already reached does the same. CPython 3.11 prints, for the same program
 /// (`sleep(0)` and `sleep(-1)` in place of the two sleeps):
 /// `zero before, past before, b 0, zero after, past after, b 1, b 2`.
-/// (Until issue 14 both sleeps were ready at once, and neither let `b` run.)
+/// (Were both sleeps ready at once, neither would let `b` run.)
 #[test]
 fn sleep_zero_and_a_past_deadline_yield_to_the_back_of_the_queue_as_asyncio_sleep_0() {
     let event_loop = EventLoop::with_virtual_clock();

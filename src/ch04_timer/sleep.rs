@@ -44,7 +44,7 @@ use super::{CURRENT, Timer, current_timer, entered_timer};
 ///   had to run (its deadline was a moment on the old loop's clock, and
 ///   each loop counts from its own zero). Without this it waited on a timer
 ///   nothing would ever fire: on a virtual clock that no loop moves, or a
-///   virtual loop whose own timer looked empty (issue 12, fault 5). Polled
+///   virtual loop whose own timer looked empty. Polled
 ///   where no timer is entered (a plain thread, `block_on`), it keeps its
 ///   own timer: a real one fires by itself, a virtual one when its loop
 ///   next jumps.
@@ -55,7 +55,7 @@ use super::{CURRENT, Timer, current_timer, entered_timer};
 ///   or a sleep whose deadline passed before it was first polled, returns
 ///   `Pending` once (after waking itself, so it is queued again at the
 ///   back) and is ready at the next poll. A translated
-///   `await asyncio.sleep(0)` is then the same program (issue 14).
+///   `await asyncio.sleep(0)` is then the same program.
 ///   `yield_now()` is the explicit spelling of the same thing.
 #[must_use = "a Sleep does nothing unless it is awaited"]
 pub struct Sleep {

@@ -149,7 +149,7 @@ impl<T> JoinCell<T> {
     /// Chapter 9's pool calls it for the loop that submits a job; the
     /// handle's `poll` calls it for the loop that awaits it. They are
     /// usually one loop, but a handle made in one loop may be awaited in
-    /// another (issue 12, fault 5), and then the awaiting loop is the one
+    /// another, and then the awaiting loop is the one
     /// that must not jump its virtual clock, or declare a deadlock, while
     /// the job runs.
     pub fn keep_loop_awake(&self, running: &Handle) {
