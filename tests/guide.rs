@@ -1,6 +1,6 @@
 //! The reading guide (`CHAPTERS.md`) speaks of the code as it is.
 //!
-//! Two mechanical checks, so that a rename in `src/` cannot leave the guide
+//! Three mechanical checks, so that a rename in `src/` cannot leave the guide
 //! behind:
 //!
 //! * every chapter's module title (`//! # Chapter N — …`, the first line of
@@ -14,6 +14,12 @@
 //!   `enum` or `struct` block of `Type`. Names that belong to Rust's standard library, asyncio or tokio
 //!   (the guide compares with them, chiefly in its last table) are listed
 //!   in [`NOT_OURS`].
+//!
+//! * every file the guide or a README names by its path (`` `src/…` ``,
+//!   `` `tests/…` ``, `` `examples/…` ``, `` `.ci/…` ``, in backticks) exists, so
+//!   that moving a chapter into a folder cannot leave a reader looking for
+//!   a file that is gone. A path with a `*` or an `NN` in it stands for a
+//!   family of files and is not looked up.
 //!
 //! The check is textual and relies on rustfmt's layout (a block closes with
 //! a `}` at the indentation of the line that opened it). It is meant to be
@@ -527,4 +533,59 @@ fn the_name_finder_reads_paths_generics_and_foreign_roots() {
         &["    pub fn insert_many(&mut self) {".into()],
         "insert"
     ));
+}
+
+/// The paths inside backticks in `text` that start with one of the
+/// project's folders, a trailing `:line` or `/` taken off; families of
+/// files (`src/chNN_*.rs`) are left out.
+fn named_paths(text: &str) -> Vec<String> {
+    const FOLDERS: &[&str] = &["src/", "tests/", "examples/", ".ci/"];
+    let mut paths = Vec::new();
+    // Split at backticks: the odd pieces are the code spans.
+    for span in text.split('`').skip(1).step_by(2) {
+        let Some(first) = span.split_whitespace().next() else {
+            continue;
+        };
+        if !FOLDERS.iter().any(|folder| first.starts_with(folder)) {
+            continue;
+        }
+        if first.contains('*') || first.contains("NN") {
+            continue;
+        }
+        // `src/ch05_event_loop/` names a folder; `tests/x.rs:12` a line.
+        let path = first.split(':').next().unwrap_or(first);
+        paths.push(path.trim_end_matches('/').to_string());
+    }
+    paths
+}
+
+#[test]
+fn every_file_the_guide_and_the_readmes_name_exists() {
+    let mut missing = Vec::new();
+    for doc in ["CHAPTERS.md", "README.md", "README.ko.md"] {
+        let text = fs::read_to_string(root().join(doc))
+            .unwrap_or_else(|e| panic!("cannot read {doc}: {e}"));
+        for path in named_paths(&text) {
+            if !root().join(&path).exists() {
+                missing.push(format!("{doc} names `{path}`, which does not exist"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+#[test]
+fn the_path_finder_takes_files_and_folders_and_skips_families() {
+    let found = named_paths(
+        "see `src/ch06_join/cell.rs` and `src/ch05_event_loop/` and \
+         `tests/guide.rs:12`, not `src/chNN_*.rs`, `cargo test` or `Stage::Future`",
+    );
+    assert_eq!(
+        found,
+        [
+            "src/ch06_join/cell.rs",
+            "src/ch05_event_loop",
+            "tests/guide.rs"
+        ]
+    );
 }
